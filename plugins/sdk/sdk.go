@@ -1,0 +1,192 @@
+// Package sdk is what a Vigil plugin author imports: the Go interface of a
+// resource driver, the types it exchanges with core, and Serve, which runs
+// the plugin process. The built-in plugins (docker, fs, ip, lvm) are written
+// against this package exactly as a vendor's plugin would be.
+//
+// A plugin is an executable named vigil-plugin-<name> dropped in the plugin
+// directory. Core starts it on first use, talks to it over gRPC
+// (hashicorp/go-plugin) and restarts it when it dies. A plugin must be
+// stateless: anything long-lived it starts for a service (a private docker
+// daemon, say) must survive the plugin's own restart and be found again.
+//
+// This package must not import anything from core except core/proto.
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ProtocolVersion is the resource-driver protocol this SDK speaks. Core
+// refuses a plugin whose protocol version it does not know.
+const ProtocolVersion = 1
+
+// Status is the state of a resource.
+type Status int
+
+// Resource status values, as shown by print status.
+const (
+	StatusUndef Status = iota
+	StatusUp
+	StatusDown
+	StatusWarn
+	StatusNA
+	StatusStdbyUp
+	StatusStdbyDown
+)
+
+var statusNames = [...]string{"undef", "up", "down", "warn", "n/a", "stdby up", "stdby down"}
+
+func (s Status) String() string {
+	if s < 0 || int(s) >= len(statusNames) {
+		return fmt.Sprintf("status(%d)", int(s))
+	}
+	return statusNames[s]
+}
+
+// Keyword types a plugin may declare.
+const (
+	TypeString   = "string"
+	TypeInt      = "int"
+	TypeBool     = "bool"
+	TypeDuration = "duration"
+	TypeList     = "list" // whitespace-separated words
+	TypeSize     = "size"
+)
+
+// Keyword declares one configuration keyword.
+type Keyword struct {
+	Name       string
+	Type       string // one of the Type* constants; empty means TypeString
+	Default    string
+	Required   bool
+	Aliases    []string
+	Help       string
+	Candidates []string // when set, the value must be one of these
+}
+
+// TypeInfo declares one resource type served by the plugin.
+type TypeInfo struct {
+	// Type is "<group>.<driver>" (container.docker, disk.vg) or a bare
+	// group (fs, ip) when the plugin is that group's default driver.
+	// Groups, in start order: ip, disk, fs, share, container, app, sync.
+	Type string
+	// SectionAliases are section prefixes that also select this type,
+	// e.g. "vg" so that [vg#1] is a disk.vg resource.
+	SectionAliases []string
+	Keywords       []Keyword
+	Help           string
+}
+
+// Info describes a plugin.
+type Info struct {
+	Name    string
+	Version string
+	Types   []TypeInfo
+	// ServiceKeywords are keywords the plugin adds to the service's
+	// [DEFAULT] section (e.g. docker_data_dir).
+	ServiceKeywords []Keyword
+}
+
+// Service is what a driver learns about the service of a resource.
+type Service struct {
+	Name string
+	// Keywords holds the [DEFAULT] section, canonical names.
+	Keywords map[string]string
+	// RunDir is a runtime directory private to the service (sockets,
+	// pid files); it exists when the driver is called.
+	RunDir string
+	// VarDir is a persistent directory private to the service.
+	VarDir string
+}
+
+// Resource is one resource section of a service, as a driver sees it.
+type Resource struct {
+	Service Service
+	RID     string // "fs#1"
+	Type    string // "fs", "container.docker"
+	// Keywords maps canonical keyword names to values, defaults applied.
+	Keywords map[string]string
+	// Siblings holds every resource of the same type in the service
+	// (including this one), rid to keywords.
+	Siblings map[string]map[string]string
+}
+
+// Get returns a keyword's value ("" when unset).
+func (r Resource) Get(name string) string { return r.Keywords[name] }
+
+// Bool returns a boolean keyword; unset or unparsable reads false.
+func (r Resource) Bool(name string) bool {
+	b, _ := ParseBool(r.Keywords[name])
+	return b
+}
+
+// Duration returns a duration keyword; unset reads 0.
+func (r Resource) Duration(name string) (time.Duration, error) {
+	return ParseDuration(r.Keywords[name])
+}
+
+// ResourceStatus is the answer to a status call.
+type ResourceStatus struct {
+	Status Status
+	// Log lines are shown as "# reason" lines under the resource.
+	Log []string
+	// Label is shown after the status: "e9828ec4620a@registry:latest".
+	Label string
+}
+
+// FieldError is one validation problem. Keyword is empty when the problem
+// is about the resource as a whole.
+type FieldError struct {
+	Keyword string
+	Message string
+}
+
+// ResourceDriver is what a resource plugin implements. Every call gets a
+// context carrying core's deadline; honour it. Start and Stop must be
+// idempotent. Errors returned by Start and Stop are shown to the operator:
+// say what failed and what to do.
+type ResourceDriver interface {
+	Info() Info
+	Validate(ctx context.Context, r Resource) []FieldError
+	Start(ctx context.Context, r Resource) (log []string, err error)
+	Stop(ctx context.Context, r Resource) (log []string, err error)
+	Status(ctx context.Context, r Resource) ResourceStatus
+}
+
+// ParseBool reads the boolean spellings configs use.
+func ParseBool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "yes", "on", "1", "y", "t":
+		return true, nil
+	case "false", "no", "off", "0", "n", "f", "":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean (use true or false)", s)
+}
+
+// ParseDuration reads a duration: Go syntax ("1.5s", "200ms") or a bare
+// number of seconds ("10").
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if f < 0 {
+			return 0, fmt.Errorf("%q: a duration cannot be negative", s)
+		}
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (e.g. 10s, 500ms)", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%q: a duration cannot be negative", s)
+	}
+	return d, nil
+}
