@@ -1,0 +1,48 @@
+# Vigil. `make test` and `make demo` run `make deps` first.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+GOBIN := $(shell $(GO) env GOPATH)/bin
+PLUGINS := $(notdir $(wildcard plugins/*/cmd/vigil-plugin-*))
+CMDS := $(notdir $(wildcard cmd/svcmgr cmd/svcmon cmd/vigild cmd/vigil-lab))
+TEST_TIMEOUT ?= 20m
+
+.PHONY: all deps build test proto lint fuzz bench demo clean
+
+all: build
+
+deps:
+	@bash .ci/deps
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+	$(GO) build -o $(BIN)/ $(foreach p,$(PLUGINS),./plugins/$(subst vigil-plugin-,,$(p))/cmd/$(p))
+
+# The whole suite, as root (root-only tests skip with the reason otherwise).
+# VIGIL_BIN_DIR lets the integration tests use the binaries just built.
+test: deps build
+	VIGIL_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+proto:
+	PATH=$(GOBIN):$$PATH protoc -I . --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative core/proto/*.proto
+
+lint:
+	gofmt -l $$(git ls-files '*.go') | (! grep .)
+	$(GO) vet ./...
+	$(GOBIN)/staticcheck ./...
+
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./core/config
+	$(GO) test -run '^$$' -fuzz FuzzRunArgs -fuzztime $(FUZZTIME) ./plugins/docker
+
+bench: deps build
+	VIGIL_BIN_DIR=$(BIN) $(GO) test -run '^$$' -bench . -benchtime 2000x ./bench/...
+
+demo: deps build
+	@bash bench/single-node-demo.sh
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,209 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"syscall"
+
+	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/vigil-ha/vigil/core/proto"
+	"github.com/vigil-ha/vigil/plugins/sdk"
+)
+
+// instance is one plugin binary and, when running, its process. It starts
+// the process on first use and again after it died.
+type instance struct {
+	host   *Host
+	binary string // vigil-plugin-<name>
+
+	mu       sync.Mutex
+	client   *goplugin.Client
+	rpc      proto.ResourceDriverClient
+	infoVal  *Info
+	infoErr  error
+	started  int // processes started so far
+	restarts int
+}
+
+func newInstance(h *Host, binary string) *instance {
+	return &instance{host: h, binary: binary}
+}
+
+// resourcePlugin is the client half of the go-plugin adapter; the server
+// half lives in plugins/sdk.
+type resourcePlugin struct {
+	goplugin.NetRPCUnsupportedPlugin
+}
+
+func (resourcePlugin) GRPCServer(*goplugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("vigil core does not serve resource drivers")
+}
+
+func (resourcePlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
+	return proto.NewResourceDriverClient(c), nil
+}
+
+var versionMismatch = regexp.MustCompile(`Plugin version: (\d+)`)
+
+// conn returns a live connection, starting the process when needed.
+func (i *instance) conn(ctx context.Context) (proto.ResourceDriverClient, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.client != nil && !i.client.Exited() {
+		return i.rpc, nil
+	}
+	if i.client != nil {
+		i.client.Kill()
+		i.client, i.rpc = nil, nil
+		i.restarts++
+		i.host.log.Warn("plugin exited; restarting", "plugin", i.binary, "restarts", i.restarts)
+	}
+	path := filepath.Join(i.host.pluginDir(), i.binary)
+	cmd := exec.Command(path)
+	// A plugin must never outlive its host, even when the host is killed
+	// with SIGKILL. The SDK also watches its parent, for the case where
+	// the thread that forked it is gone.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	name := pluginName(i.binary)
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig: sdk.Handshake,
+		VersionedPlugins: map[int]goplugin.PluginSet{
+			sdk.ProtocolVersion: {sdk.PluginKindResource: resourcePlugin{}},
+		},
+		Cmd:              cmd,
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		Logger:           i.host.cfg.Logger.Named(name),
+		StartTimeout:     i.host.cfg.StartTimeout,
+	})
+	cp, err := client.Client()
+	if err != nil {
+		client.Kill()
+		if m := versionMismatch.FindStringSubmatch(err.Error()); m != nil {
+			v, _ := strconv.Atoi(m[1])
+			return nil, fmt.Errorf("plugin %s speaks resource protocol version %d, this vigil speaks version %d: %w; install a plugin built for this vigil",
+				path, v, sdk.ProtocolVersion, ErrProtocol)
+		}
+		return nil, fmt.Errorf("start plugin %s: %w", path, err)
+	}
+	raw, err := cp.Dispense(sdk.PluginKindResource)
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("plugin %s: dispense resource driver: %w", path, err)
+	}
+	i.client = client
+	i.rpc = raw.(proto.ResourceDriverClient)
+	i.started++
+	return i.rpc, nil
+}
+
+// info returns what the plugin said at its last handshake, asking it when
+// the process is (re)started.
+func (i *instance) info(ctx context.Context) (Info, error) {
+	i.mu.Lock()
+	cached := i.infoVal != nil && i.client != nil && !i.client.Exited()
+	if cached {
+		defer i.mu.Unlock()
+		return *i.infoVal, nil
+	}
+	i.mu.Unlock()
+	rpc, err := i.conn(ctx)
+	if err != nil {
+		i.setInfo(nil, err)
+		return Info{}, err
+	}
+	ctx, cancel := withDefaultTimeout(ctx, i.host.cfg.StatusTimeout)
+	defer cancel()
+	resp, err := rpc.Info(ctx, &proto.InfoRequest{})
+	if err != nil {
+		err = i.callError("info", err)
+		i.setInfo(nil, err)
+		return Info{}, err
+	}
+	info := infoFromProto(resp)
+	info.Name = pluginName(i.binary)
+	info.Path = filepath.Join(i.host.pluginDir(), i.binary)
+	i.mu.Lock()
+	if i.client != nil {
+		info.Protocol = i.client.NegotiatedVersion()
+	}
+	i.mu.Unlock()
+	i.setInfo(&info, nil)
+	return info, nil
+}
+
+func (i *instance) setInfo(info *Info, err error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.infoVal, i.infoErr = info, err
+}
+
+func (i *instance) cachedInfo() (Info, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.infoVal == nil {
+		if i.infoErr == nil {
+			return Info{}, errors.New("plugin not started")
+		}
+		return Info{}, i.infoErr
+	}
+	return *i.infoVal, nil
+}
+
+// callError turns a failed call into the error the caller sees: a plugin
+// that died is named as such and the process is marked for restart.
+func (i *instance) callError(call string, err error) error {
+	i.mu.Lock()
+	exited := i.client == nil || i.client.Exited()
+	i.mu.Unlock()
+	if exited || isTransport(err) {
+		i.mu.Lock()
+		if i.client != nil && !i.client.Exited() {
+			// The connection broke but the process lingers: do not
+			// trust it again.
+			i.client.Kill()
+		}
+		i.mu.Unlock()
+		return fmt.Errorf("plugin %s: %s: %w; it will be restarted on next use", pluginName(i.binary), call, ErrPluginDied)
+	}
+	return fromRPCError(err)
+}
+
+func (i *instance) kill() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.client != nil {
+		i.client.Kill()
+		i.client, i.rpc = nil, nil
+	}
+}
+
+func (i *instance) pid() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.client == nil || i.client.Exited() {
+		return 0
+	}
+	rc := i.client.ReattachConfig()
+	if rc == nil {
+		return 0
+	}
+	return rc.Pid
+}
+
+func (i *instance) restartCount() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.restarts
+}
+
+func pluginName(binary string) string {
+	return binary[len(BinaryPrefix):]
+}

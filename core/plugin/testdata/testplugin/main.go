@@ -1,0 +1,59 @@
+// Command testplugin is a resource plugin for the plugin host's tests: its
+// type app.test is up while a marker file exists, and its start can be made
+// slow so a test can kill it in the middle of one.
+package main
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/vigil-ha/vigil/plugins/sdk"
+)
+
+type driver struct{}
+
+func (driver) Info() sdk.Info {
+	return sdk.Info{
+		Name: "testplugin", Version: "9.9.9",
+		Types: []sdk.TypeInfo{{
+			Type: "app.test",
+			Keywords: []sdk.Keyword{
+				{Name: "file", Required: true, Help: "marker file: the resource is up while it exists"},
+				{Name: "start_delay", Type: sdk.TypeDuration, Help: "sleep this long before starting"},
+				{Name: "fail", Type: sdk.TypeBool, Help: "make start fail"},
+			},
+		}},
+	}
+}
+
+func (driver) Validate(context.Context, sdk.Resource) []sdk.FieldError { return nil }
+
+func (driver) Start(ctx context.Context, r sdk.Resource) ([]string, error) {
+	d, _ := r.Duration("start_delay")
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if r.Bool("fail") {
+		return nil, os.ErrPermission
+	}
+	return []string{"created " + r.Get("file")}, os.WriteFile(r.Get("file"), nil, 0o600)
+}
+
+func (driver) Stop(_ context.Context, r sdk.Resource) ([]string, error) {
+	if err := os.Remove(r.Get("file")); err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (driver) Status(_ context.Context, r sdk.Resource) sdk.ResourceStatus {
+	if _, err := os.Stat(r.Get("file")); err == nil {
+		return sdk.ResourceStatus{Status: sdk.StatusUp, Label: r.Get("file")}
+	}
+	return sdk.ResourceStatus{Status: sdk.StatusDown, Label: r.Get("file")}
+}
+
+func main() { sdk.Serve(driver{}) }
