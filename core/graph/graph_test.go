@@ -1,0 +1,246 @@
+package graph
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// busybox is the seed's busybox.opensvc.com, in config file order.
+func busybox() []Item {
+	return []Item{
+		{RID: "container#1", Group: "container", Subset: "00database"},
+		{RID: "container#2", Group: "container", Subset: "01appservers", Parallel: true},
+		{RID: "container#3", Group: "container", Subset: "01appservers", Parallel: true},
+		{RID: "container#4", Group: "container", Subset: "01appservers", Parallel: true},
+		{RID: "container#5", Group: "container", Subset: "01appservers", Parallel: true},
+		{RID: "container#6", Group: "container", Subset: "02webservers"},
+		{RID: "container#7", Group: "container", Subset: "02webservers"},
+		{RID: "ip#1", Group: "ip"},
+		{RID: "vg#1", Group: "disk"},
+		{RID: "fs#1", Group: "fs"},
+		{RID: "fs#2", Group: "fs"},
+	}
+}
+
+// render writes waves as "a | b c | d": waves separated by " | ", the items
+// of a wave by a space.
+func render(waves []Wave) string {
+	var parts []string
+	for _, w := range waves {
+		var ids []string
+		for _, it := range w {
+			ids = append(ids, it.RID)
+		}
+		parts = append(parts, strings.Join(ids, " "))
+	}
+	return strings.Join(parts, " | ")
+}
+
+func TestPlan(t *testing.T) {
+	tests := []struct {
+		name  string
+		items []Item
+		start string
+		stop  string
+	}{
+		{
+			name:  "seed busybox",
+			items: busybox(),
+			start: "ip#1 | vg#1 | fs#1 | fs#2 | container#1 | container#2 container#3 container#4 container#5 | container#6 | container#7",
+			stop:  "container#7 | container#6 | container#5 container#4 container#3 container#2 | container#1 | fs#2 | fs#1 | vg#1 | ip#1",
+		},
+		{
+			name: "seed registry",
+			items: []Item{
+				{RID: "container#1", Group: "container"},
+				{RID: "ip#1", Group: "ip"},
+				{RID: "vg#1", Group: "disk"},
+				{RID: "fs#1", Group: "fs"},
+				{RID: "fs#2", Group: "fs"},
+				{RID: "fs#3", Group: "fs"},
+			},
+			start: "ip#1 | vg#1 | fs#1 | fs#2 | fs#3 | container#1",
+			stop:  "container#1 | fs#3 | fs#2 | fs#1 | vg#1 | ip#1",
+		},
+		{
+			name: "every group in order",
+			items: []Item{
+				{RID: "sync#1", Group: "sync"}, {RID: "app#1", Group: "app"},
+				{RID: "container#1", Group: "container"}, {RID: "share#1", Group: "share"},
+				{RID: "fs#1", Group: "fs"}, {RID: "disk#1", Group: "disk"}, {RID: "ip#1", Group: "ip"},
+			},
+			start: "ip#1 | disk#1 | fs#1 | share#1 | container#1 | app#1 | sync#1",
+			stop:  "sync#1 | app#1 | container#1 | share#1 | fs#1 | disk#1 | ip#1",
+		},
+		{
+			name: "rid index is numeric",
+			items: []Item{
+				{RID: "container#10", Group: "container"}, {RID: "container#2", Group: "container"},
+				{RID: "container#1", Group: "container"},
+			},
+			start: "container#1 | container#2 | container#10",
+			stop:  "container#10 | container#2 | container#1",
+		},
+		{
+			name: "ids without a number after numbered ones",
+			items: []Item{
+				{RID: "sync#i0", Group: "sync"}, {RID: "sync#1", Group: "sync"},
+			},
+			start: "sync#1 | sync#i0",
+			stop:  "sync#i0 | sync#1",
+		},
+		{
+			name: "no subset before subsets",
+			items: []Item{
+				{RID: "app#1", Group: "app", Subset: "a"},
+				{RID: "app#2", Group: "app"},
+				{RID: "app#3", Group: "app", Subset: "b"},
+			},
+			start: "app#2 | app#1 | app#3",
+			stop:  "app#3 | app#1 | app#2",
+		},
+		{
+			name: "parallel subsets are separate waves",
+			items: []Item{
+				{RID: "app#1", Group: "app", Subset: "a", Parallel: true},
+				{RID: "app#2", Group: "app", Subset: "b", Parallel: true},
+				{RID: "app#3", Group: "app", Subset: "a", Parallel: true},
+				{RID: "app#4", Group: "app", Subset: "b", Parallel: true},
+			},
+			start: "app#1 app#3 | app#2 app#4",
+			stop:  "app#4 app#2 | app#3 app#1",
+		},
+		{
+			name: "same subset name in two groups does not merge",
+			items: []Item{
+				{RID: "fs#1", Group: "fs", Subset: "x", Parallel: true},
+				{RID: "container#1", Group: "container", Subset: "x", Parallel: true},
+			},
+			start: "fs#1 | container#1",
+			stop:  "container#1 | fs#1",
+		},
+		{
+			name: "parallel ignored without subset",
+			items: []Item{
+				{RID: "app#1", Group: "app", Parallel: true},
+				{RID: "app#2", Group: "app", Parallel: true},
+			},
+			start: "app#1 | app#2",
+			stop:  "app#2 | app#1",
+		},
+		{name: "empty", items: nil, start: "", stop: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start, err := Plan(tt.items, Start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := render(start); got != tt.start {
+				t.Errorf("start:\n got  %s\n want %s", got, tt.start)
+			}
+			stop, err := Plan(tt.items, Stop)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := render(stop); got != tt.stop {
+				t.Errorf("stop:\n got  %s\n want %s", got, tt.stop)
+			}
+		})
+	}
+}
+
+func TestPlan_DoesNotModifyInput(t *testing.T) {
+	items := busybox()
+	orig := slices.Clone(items)
+	if _, err := Plan(items, Stop); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(items, orig) {
+		t.Fatal("Plan reordered its input")
+	}
+}
+
+func TestPlan_Errors(t *testing.T) {
+	tests := []struct {
+		name   string
+		items  []Item
+		action Action
+		want   error
+	}{
+		{"unknown group", []Item{{RID: "hb#1", Group: "hb"}}, Start, ErrUnknownGroup},
+		{"duplicate rid", []Item{{RID: "fs#1", Group: "fs"}, {RID: "fs#1", Group: "fs"}}, Start, ErrDuplicateRID},
+		{"zero action", []Item{{RID: "fs#1", Group: "fs"}}, Action(0), ErrUnknownAction},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			waves, err := Plan(tt.items, tt.action)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if waves != nil {
+				t.Fatalf("waves = %v, want none", waves)
+			}
+		})
+	}
+}
+
+func TestPlan_UnknownGroupErrorNamesTheResource(t *testing.T) {
+	_, err := Plan([]Item{{RID: "foo#1", Group: "foo"}}, Start)
+	if err == nil || !strings.Contains(err.Error(), "foo#1") || !strings.Contains(err.Error(), "ip, disk") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRollback(t *testing.T) {
+	tests := []struct {
+		name    string
+		started []Item
+		want    string
+	}{
+		{
+			name: "failed in the parallel subset",
+			// container#3 failed; its wave peers and everything before were started.
+			started: []Item{
+				{RID: "ip#1", Group: "ip"}, {RID: "vg#1", Group: "disk"},
+				{RID: "fs#1", Group: "fs"}, {RID: "fs#2", Group: "fs"},
+				{RID: "container#1", Group: "container", Subset: "00database"},
+				{RID: "container#2", Group: "container", Subset: "01appservers", Parallel: true},
+				{RID: "container#4", Group: "container", Subset: "01appservers", Parallel: true},
+				{RID: "container#5", Group: "container", Subset: "01appservers", Parallel: true},
+			},
+			want: "container#5 container#4 container#2 | container#1 | fs#2 | fs#1 | vg#1 | ip#1",
+		},
+		{
+			name:    "order of the input does not matter",
+			started: []Item{{RID: "fs#1", Group: "fs"}, {RID: "ip#1", Group: "ip"}},
+			want:    "fs#1 | ip#1",
+		},
+		{name: "nothing started", started: nil, want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := render(Rollback(tt.started)); got != tt.want {
+				t.Errorf("\n got  %s\n want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRollback_AllStartedIsStopPlan(t *testing.T) {
+	stop, err := Plan(busybox(), Stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := render(Rollback(busybox())), render(stop); got != want {
+		t.Fatalf("rollback %s\nstop     %s", got, want)
+	}
+}
+
+func TestAction_String(t *testing.T) {
+	if Start.String() != "start" || Stop.String() != "stop" || Action(0).String() != "Action(0)" {
+		t.Fatal(Start, Stop, Action(0))
+	}
+}
