@@ -38,11 +38,16 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./core/config
 	$(GO) test -run '^$$' -fuzz FuzzRunArgs -fuzztime $(FUZZTIME) ./plugins/docker
 
+# Go benchmarks (a status call through a plugin vs in-process), then the
+# service start against a shell script doing the same steps.
+RUNS ?= 5
 bench: deps build
-	VIGIL_BIN_DIR=$(BIN) $(GO) test -run '^$$' -bench . -benchtime 2000x ./bench/...
+	VIGIL_BIN_DIR=$(BIN) $(GO) test -run '^$$' -bench . -benchtime 5000x ./bench/...
+	VIGIL_BIN_DIR=$(BIN) RUNS=$(RUNS) bash bench/startup.sh
 
+# Until the multi-node lab exists: the seed's busybox service on this host.
 demo: deps build
-	@bash bench/single-node-demo.sh
+	@VIGIL_BIN_DIR=$(BIN) bash e2e/single-node/demo.sh
 
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-ha/vigil/cmd/internal/view"
+	"github.com/vigil-ha/vigil/core/action"
+	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/plugins/docker"
+)
+
+func newActionCmd(o *options, verb, short string) *cobra.Command {
+	c := &cobra.Command{
+		Use:   verb,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			out := cmd.OutOrStdout()
+			begin := time.Now()
+			e := o.env(func(s action.Step) {
+				if o.format != "text" {
+					return
+				}
+				switch s.Phase {
+				case "begin":
+					fmt.Fprintf(out, "%s: %s %s\n", s.Service, s.Action, s.RID)
+				case "done":
+					for _, l := range s.Log {
+						fmt.Fprintf(out, "%s: %s %s: %s\n", s.Service, s.Action, s.RID, l)
+					}
+					fmt.Fprintf(out, "%s: %s %s: done in %s\n", s.Service, s.Action, s.RID, s.Elapsed.Round(time.Millisecond))
+				case "failed":
+					fmt.Fprintf(out, "%s: %s %s: FAILED: %v\n", s.Service, s.Action, s.RID, s.Err)
+				}
+			})
+			defer e.close()
+			svc, err := o.loadService(ctx, e)
+			if err != nil {
+				return err
+			}
+			unlock, err := e.engine.Lock(ctx, svc.Name, verb, o.wait)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			opts := action.Options{RIDs: o.rids}
+			if verb == "start" {
+				err = e.engine.Start(ctx, svc, opts)
+			} else {
+				err = e.engine.Stop(ctx, svc, opts)
+			}
+			if err != nil {
+				return err
+			}
+			if o.format == "json" {
+				return view.WriteJSON(out, map[string]any{"service": svc.Name, "action": verb, "result": "ok", "elapsed": time.Since(begin).String()})
+			}
+			fmt.Fprintf(out, "%s: %s done in %s\n", svc.Name, verb, time.Since(begin).Round(time.Millisecond))
+			return nil
+		},
+	}
+	c.Flags().StringSliceVar(&o.rids, "rid", nil, "act on these resources only (e.g. --rid fs#1,ip#1)")
+	c.Flags().BoolVar(&o.wait, "wait", false, "wait for another action on the service to end instead of failing")
+	return c
+}
+
+func newPrintCmd(o *options) *cobra.Command {
+	p := &cobra.Command{Use: "print", Short: "Print service information"}
+	p.AddCommand(&cobra.Command{
+		Use:   "status",
+		Short: "Print the status tree of the service's resources",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			e := o.env(nil)
+			defer e.close()
+			svc, err := o.loadService(ctx, e)
+			if err != nil {
+				return err
+			}
+			st := e.engine.Status(ctx, svc)
+			if o.format == "json" {
+				return view.WriteJSON(cmd.OutOrStdout(), st)
+			}
+			return view.WriteTree(cmd.OutOrStdout(), st)
+		},
+	})
+	return p
+}
+
+func newValidateCmd(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate [FILE...]",
+		Short: "Check service config files (or the service given with -s); non-zero exit on any error",
+		RunE: func(cmd *cobra.Command, files []string) error {
+			ctx := cmd.Context()
+			if len(files) == 0 {
+				if o.service == "" {
+					return errors.New("validate: give config files or -s NAME")
+				}
+				path, err := action.FindService(o.configDir, o.service)
+				if err != nil {
+					return err
+				}
+				files = []string{path}
+			}
+			e := o.env(nil)
+			defer e.close()
+			type result struct {
+				File   string   `json:"file"`
+				OK     bool     `json:"ok"`
+				Errors []string `json:"errors,omitempty"`
+			}
+			var results []result
+			failed := false
+			for _, f := range files {
+				r := result{File: f, OK: true}
+				if _, err := e.engine.Load(ctx, f); err != nil {
+					failed, r.OK = true, false
+					var errs config.Errors
+					if errors.As(err, &errs) {
+						for _, ce := range errs {
+							r.Errors = append(r.Errors, ce.Error())
+						}
+					} else {
+						r.Errors = []string{f + ": " + err.Error()}
+					}
+				}
+				results = append(results, r)
+			}
+			out := cmd.OutOrStdout()
+			if o.format == "json" {
+				if err := view.WriteJSON(out, results); err != nil {
+					return err
+				}
+			} else {
+				for _, r := range results {
+					if r.OK {
+						fmt.Fprintf(out, "%s: ok\n", r.File)
+						continue
+					}
+					for _, l := range r.Errors {
+						fmt.Fprintln(cmd.ErrOrStderr(), l)
+					}
+				}
+			}
+			if failed {
+				return &exitError{errors.New("validation failed")}
+			}
+			return nil
+		},
+	}
+}
+
+func newDockerCmd(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:                "docker [ARGS...]",
+		Short:              "Run the docker CLI against the service's docker daemon (its private one when docker_data_dir is set)",
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e := o.env(nil)
+			svc, err := o.loadService(ctx, e)
+			e.close()
+			if err != nil {
+				return err
+			}
+			bin, err := exec.LookPath("docker")
+			if err != nil {
+				return fmt.Errorf("docker CLI not found in PATH: %w", err)
+			}
+			envv := os.Environ()
+			if svc.Keywords["docker_data_dir"] != "" {
+				sock := docker.SocketPath(e.engine.ServiceRunDir(svc.Name))
+				envv = append(envv, "DOCKER_HOST=unix://"+sock)
+			}
+			return syscall.Exec(bin, append([]string{"docker"}, args...), envv)
+		},
+	}
+}
+
+func newPluginsCmd(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "plugins",
+		Short: "List the plugin binaries with their version, protocol version and the types they serve",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			e := o.env(nil)
+			defer e.close()
+			infos, errs, err := e.host.Plugins(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if o.format == "json" {
+				type broken struct {
+					Binary string `json:"binary"`
+					Error  string `json:"error"`
+				}
+				var bad []broken
+				for b, err := range errs {
+					bad = append(bad, broken{b, err.Error()})
+				}
+				return view.WriteJSON(out, map[string]any{"plugins": infos, "failed": bad})
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PLUGIN\tVERSION\tPROTOCOL\tTYPES\tPATH")
+			for _, in := range infos {
+				var types []string
+				for _, t := range in.Types {
+					types = append(types, t.Type)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", in.Name, in.Version, in.Protocol, strings.Join(types, ","), in.Path)
+			}
+			tw.Flush()
+			var names []string
+			for b := range errs {
+				names = append(names, b)
+			}
+			sort.Strings(names)
+			for _, b := range names {
+				fmt.Fprintf(cmd.ErrOrStderr(), "svcmgr: plugin %s: %v\n", b, errs[b])
+			}
+			if len(errs) > 0 {
+				return &exitError{errors.New("some plugins failed")}
+			}
+			return nil
+		},
+	}
+}
