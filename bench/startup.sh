@@ -22,7 +22,7 @@ script_start() {
 	mount -o rw "$SN_ROOTDEV" "$SN_MNT"
 	mount -o rw "$SN_DATADEV" "$SN_APPDATA"
 	setsid dockerd --data-root "$SN_APPDATA" --exec-root "$S/exec" --pidfile "$S/docker.pid" \
-		-H "unix://$S/docker.sock" --bridge=none --iptables=false \
+		-H "unix://$S/docker.sock" --bridge="$SN_BRIDGE" --iptables=false \
 		--containerd-namespace "vigil-script-$SN_ID" >"$S/dockerd.log" 2>&1 &
 	until docker -H "unix://$S/docker.sock" version >/dev/null 2>&1; do sleep 0.02; done
 	for i in 1 2 3 4 5 6 7; do docker -H "unix://$S/docker.sock" run -d --name "script.container.$i" "$SN_TAG" >/dev/null; done

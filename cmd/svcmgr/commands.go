@@ -164,10 +164,13 @@ func newValidateCmd(o *options) *cobra.Command {
 }
 
 func newDockerCmd(o *options) *cobra.Command {
-	return &cobra.Command{
-		Use:                "docker [ARGS...]",
-		Short:              "Run the docker CLI against the service's docker daemon (its private one when docker_data_dir is set)",
-		DisableFlagParsing: true,
+	c := &cobra.Command{
+		Use:   "docker [--] ARGS...",
+		Short: "Run the docker CLI against the service's docker daemon (its private one when docker_data_dir is set)",
+		Long: "Run the docker CLI against the service's docker daemon. Everything from the first\n" +
+			"docker word on goes to docker (svcmgr -s NAME docker ps -a); put -- before docker's own\n" +
+			"global flags (svcmgr -s NAME docker -- --debug ps).",
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			e := o.env(nil)
@@ -188,6 +191,9 @@ func newDockerCmd(o *options) *cobra.Command {
 			return syscall.Exec(bin, append([]string{"docker"}, args...), envv)
 		},
 	}
+	// svcmgr's flags end at docker's first word.
+	c.Flags().SetInterspersed(false)
+	return c
 }
 
 func newPluginsCmd(o *options) *cobra.Command {

@@ -76,8 +76,15 @@ type node struct {
 func newNode(t testing.TB) *node {
 	t.Helper()
 	base := t.TempDir()
+	// Unix socket paths are limited to 107 bytes: the run directory (where
+	// private docker daemons put theirs) must be short.
+	run, err := os.MkdirTemp("", "vr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(run) })
 	n := &node{t: t, configDir: filepath.Join(base, "etc"), pluginDir: filepath.Join(base, "plugins"),
-		runDir: filepath.Join(base, "run"), stateDir: filepath.Join(base, "lib")}
+		runDir: run, stateDir: filepath.Join(base, "lib")}
 	for _, d := range []string{n.configDir, n.pluginDir, n.runDir, n.stateDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)

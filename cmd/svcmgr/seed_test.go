@@ -38,7 +38,9 @@ func randHex(n int) string {
 // run runs a setup command and fails the test when it fails.
 func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "LVM_SUPPRESS_FD_WARNINGS=1")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
@@ -73,7 +75,7 @@ func busyboxRootfs(t testing.TB) string {
 // loadImageIntoDataRoot runs a throwaway dockerd on dataRoot, imports the
 // busybox image into it, and stops it: as in the seed, the service's images
 // live on its own filesystem and move with it.
-func loadImageIntoDataRoot(t testing.TB, dataRoot, tag string) {
+func loadImageIntoDataRoot(t testing.TB, dataRoot, bridge, tag string) {
 	t.Helper()
 	tmp, err := os.MkdirTemp("/run", "vigil-loader-")
 	must(t, err)
@@ -81,7 +83,7 @@ func loadImageIntoDataRoot(t testing.TB, dataRoot, tag string) {
 	sock := filepath.Join(tmp, "docker.sock")
 	cmd := exec.Command("dockerd", "--data-root", dataRoot, "--exec-root", filepath.Join(tmp, "exec"),
 		"--pidfile", filepath.Join(tmp, "docker.pid"), "-H", "unix://"+sock,
-		"--bridge=none", "--iptables=false", "--containerd-namespace", "vigil-loader-"+randHex(3))
+		"--bridge="+bridge, "--iptables=false", "--containerd-namespace", "vigil-loader-"+randHex(3))
 	logf, _ := os.Create(filepath.Join(t.TempDir(), "dockerd.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -109,7 +111,7 @@ func loadImageIntoDataRoot(t testing.TB, dataRoot, tag string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	imp := docker("import", "--change", `CMD ["/bin/sh","-c","while true; do date; sleep 1; done"]`, busyboxRootfs(t), tag)
+	imp := docker("import", "--change", `CMD ["/bin/sh","-c","trap 'exit 0' TERM; while true; do date; sleep 1 & wait $!; done"]`, busyboxRootfs(t), tag)
 	if out, err := imp.CombinedOutput(); err != nil {
 		t.Fatalf("docker import: %v\n%s", err, out)
 	}
@@ -146,7 +148,16 @@ func TestSeedBusybox_StartStatusStopLeavesNothing(t *testing.T) {
 	run(t, "ip", "link", "add", veth, "type", "veth", "peer", "name", veth+"p", "netns", ns)
 	t.Cleanup(func() { exec.Command("ip", "link", "del", veth).Run() })
 	run(t, "ip", "link", "set", veth, "up")
+	run(t, "ip", "-n", ns, "link", "set", veth+"p", "up")
 	addr := fmt.Sprintf("10.231.%d.10", int(id[0])%200+10)
+
+	// The private daemon gets a bridge of its own: dockerd 20.10 given
+	// --bridge=none deletes docker0, the system daemon's.
+	bridge := "bbb" + id
+	run(t, "ip", "link", "add", bridge, "type", "bridge")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	run(t, "ip", "addr", "add", fmt.Sprintf("198.18.%d.1/24", int(id[1])%200+10), "dev", bridge)
+	run(t, "ip", "link", "set", bridge, "up")
 
 	mnt := filepath.Join(base, "opt", "busybox")
 	appdata := filepath.Join(mnt, "appdata")
@@ -154,7 +165,7 @@ func TestSeedBusybox_StartStatusStopLeavesNothing(t *testing.T) {
 	tag := "vigiltest/busybox:date-" + id
 	var conf strings.Builder
 	fmt.Fprintf(&conf, "[DEFAULT]\norchestrate = start\napp = VIGILTEST\nservice_type = DEV\nnodes = %s\n", hostname(t))
-	fmt.Fprintf(&conf, "docker_data_dir = %s\ndocker_daemon_args = --bridge=none --iptables=false\n\n", appdata)
+	fmt.Fprintf(&conf, "docker_data_dir = %s\ndocker_daemon_args = --bridge=%s --iptables=false\n\n", appdata, bridge)
 	subsets := []string{"00database", "01appservers", "01appservers", "01appservers", "01appservers", "02webservers", "02webservers"}
 	for i, s := range subsets {
 		fmt.Fprintf(&conf, "[container#%d]\ntype = docker\nrun_image = %s\nsubset = %s\n\n", i+1, tag, s)
@@ -181,7 +192,7 @@ func TestSeedBusybox_StartStatusStopLeavesNothing(t *testing.T) {
 
 	// Seed the service's data root with its image, as the seed has it.
 	n.must("-s", svc, "start", "--rid", "vg#1,fs#1,fs#2")
-	loadImageIntoDataRoot(t, appdata, tag)
+	loadImageIntoDataRoot(t, appdata, bridge, tag)
 	n.must("-s", svc, "stop", "--rid", "vg#1,fs#1,fs#2")
 
 	out := n.must("-s", svc, "start")

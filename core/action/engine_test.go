@@ -229,3 +229,19 @@ func TestLoad_UnknownTypeNamesPluginDirectory(t *testing.T) {
 		t.Fatalf("want a config error at the type line, got %v", err)
 	}
 }
+
+func TestStart_RIDsLimitTheAction(t *testing.T) {
+	e, rec := newTestEngine(t)
+	dir := t.TempDir()
+	svc := loadText(t, e, "some", "[DEFAULT]\nnodes = n1\n"+appSection(1, filepath.Join(dir, "1"), "")+
+		appSection(2, filepath.Join(dir, "2"), "")+appSection(3, filepath.Join(dir, "3"), ""))
+	if err := e.Start(context.Background(), svc, Options{RIDs: []string{"app#1", "app#2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if exists(filepath.Join(dir, "3")) {
+		t.Fatalf("app#3 started though not asked: %v", rec.lines())
+	}
+	if !exists(filepath.Join(dir, "1")) || !exists(filepath.Join(dir, "2")) {
+		t.Fatal("asked resources not started")
+	}
+}

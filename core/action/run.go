@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -120,20 +121,21 @@ func (e *Engine) selectResources(svc *config.Service, opts Options, stop bool) (
 	for _, rid := range opts.RIDs {
 		want[rid] = true
 	}
+	unknown := maps.Clone(want)
 	byRID := map[string]*config.Resource{}
 	var items []graph.Item
 	for _, r := range svc.Resources {
 		if len(want) > 0 && !want[r.RID] {
 			continue
 		}
-		delete(want, r.RID)
+		delete(unknown, r.RID)
 		if r.Disable || (stop && r.Standby) {
 			continue
 		}
 		byRID[r.RID] = r
 		items = append(items, graph.Item{RID: r.RID, Group: r.Group, Subset: r.Subset, Parallel: parallelSubset(svc, r)})
 	}
-	for rid := range want {
+	for rid := range unknown {
 		return nil, nil, fmt.Errorf("%s: no resource %s (see print status for the resource ids)", svc.Name, rid)
 	}
 	return items, byRID, nil

@@ -11,6 +11,7 @@ SN_SVC=busybox$SN_ID
 SN_VG=vgbb$SN_ID
 SN_NS=vigilsn$SN_ID
 SN_VETH=vsn$SN_ID
+SN_BRIDGE=bsn$SN_ID
 SN_ADDR=10.232.$((16#${SN_ID:0:2} % 200 + 10)).10
 SN_MNT=$SN_BASE/opt/busybox
 SN_APPDATA=$SN_MNT/appdata
@@ -47,6 +48,11 @@ sn_setup() {
 	ip netns add "$SN_NS"
 	ip link add "$SN_VETH" type veth peer name "${SN_VETH}p" netns "$SN_NS"
 	ip link set "$SN_VETH" up
+	# The private docker daemon gets a bridge of its own: dockerd 20.10
+	# given --bridge=none deletes docker0, the system daemon's.
+	ip link add "$SN_BRIDGE" type bridge
+	ip addr add "198.18.$((16#${SN_ID:2:2} % 200 + 10)).1/24" dev "$SN_BRIDGE"
+	ip link set "$SN_BRIDGE" up
 	ip -n "$SN_NS" link set "${SN_VETH}p" up
 	sn_write_service >"$VIGIL_CONFIG_DIR/$SN_SVC.env"
 	# As in the seed, the image lives in the service's own data root.
@@ -66,7 +72,7 @@ app = OSVCLAB
 service_type = DEV
 nodes = $(hostname)
 docker_data_dir = $SN_APPDATA
-docker_daemon_args = --bridge=none --iptables=false
+docker_daemon_args = --bridge=$SN_BRIDGE --iptables=false
 CONF
 	local i subset
 	for i in 1 2 3 4 5 6 7; do
@@ -113,12 +119,12 @@ sn_load_image() {
 	for a in sh date sleep echo ls cat true; do ln -sf busybox "$root/bin/$a"; done
 	tar -C "$root" -cf "$SN_BASE/rootfs.tar" .
 	setsid dockerd --data-root "$1" --exec-root "$tmp/exec" --pidfile "$tmp/docker.pid" \
-		-H "unix://$tmp/docker.sock" --bridge=none --iptables=false \
+		-H "unix://$tmp/docker.sock" --bridge="$SN_BRIDGE" --iptables=false \
 		--containerd-namespace "vigil-loader-$SN_ID" >"$tmp/dockerd.log" 2>&1 &
 	local pid=$!
 	for _ in $(seq 100); do docker -H "unix://$tmp/docker.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
 	docker -H "unix://$tmp/docker.sock" import \
-		--change 'CMD ["/bin/sh","-c","while true; do date; sleep 1; done"]' \
+		--change "CMD [\"/bin/sh\",\"-c\",\"trap 'exit 0' TERM; while true; do date; sleep 1 & wait \$!; done\"]" \
 		"$SN_BASE/rootfs.tar" "$SN_TAG" >/dev/null
 	kill "$pid"; wait "$pid" 2>/dev/null || true
 }
@@ -134,6 +140,7 @@ sn_teardown() {
 	umount -l "$SN_APPDATA" 2>/dev/null; umount -l "$SN_MNT" 2>/dev/null
 	vgchange -q -an "$SN_VG" >/dev/null 2>&1; vgremove -q -f "$SN_VG" >/dev/null 2>&1
 	ip link del "$SN_VETH" 2>/dev/null; ip netns del "$SN_NS" 2>/dev/null
+	ip link del "$SN_BRIDGE" 2>/dev/null
 	if [ -f "$SN_BASE/loops" ]; then
 		while read -r dev; do pvremove -q "$dev" >/dev/null 2>&1; losetup -d "$dev"; done <"$SN_BASE/loops"
 	fi

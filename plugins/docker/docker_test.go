@@ -116,7 +116,7 @@ func importBusybox(t *testing.T, c *client.Client, removeOnCleanup bool) string 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	resp, err := c.ImageImport(ctx, client.ImageImportSource{Source: bytes.NewReader(busyboxRootfs(t)), SourceName: "-"}, ref,
-		client.ImageImportOptions{Changes: []string{`CMD ["/bin/sh","-c","while true; do date; sleep 1; done"]`}})
+		client.ImageImportOptions{Changes: []string{`CMD ["/bin/sh","-c","trap 'exit 0' TERM; while true; do date; sleep 1 & wait $!; done"]`}})
 	if err != nil {
 		t.Fatalf("import busybox image: %v", err)
 	}
