@@ -130,3 +130,11 @@ func (n *node) must(args ...string) string {
 	}
 	return out
 }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}

@@ -245,3 +245,11 @@ func TestStart_RIDsLimitTheAction(t *testing.T) {
 		t.Fatal("asked resources not started")
 	}
 }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pluginDir != "" {
+		os.RemoveAll(pluginDir)
+	}
+	os.Exit(code)
+}

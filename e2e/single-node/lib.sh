@@ -16,7 +16,7 @@ SN_ADDR=10.232.$((16#${SN_ID:0:2} % 200 + 10)).10
 SN_MNT=$SN_BASE/opt/busybox
 SN_APPDATA=$SN_MNT/appdata
 SN_TAG=vigil/busybox:date
-SN_LOOPS=()
+export LVM_SUPPRESS_FD_WARNINGS=1
 
 SN_T0=$(date +%s%N)
 sn_log() { printf '\n[%6.2fs] == %s\n' "$(sn_since "$SN_T0")" "$*"; }
@@ -30,11 +30,11 @@ sn_env() {
 	export DOCKER_API_VERSION=1.41
 }
 
-sn_loop() { # size -> prints the loop device
-	local img=$SN_BASE/disk$((${#SN_LOOPS[@]})).img
+sn_loop() { # size -> prints the loop device (runs in a subshell: state goes to files)
+	local n; n=$(cat "$SN_BASE/loops" 2>/dev/null | wc -l)
+	local img=$SN_BASE/disk$n.img
 	truncate -s "$1" "$img"
 	local dev; dev=$(losetup --find --show "$img")
-	SN_LOOPS+=("$dev")
 	echo "$dev" >>"$SN_BASE/loops"
 	echo "$dev"
 }

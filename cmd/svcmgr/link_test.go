@@ -1,0 +1,53 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestServiceLink_ActsAsDashS: as in the seed (`registry.opensvc.com print
+// status`), svcmgr run through a link named after a service acts on it.
+func TestServiceLink_ActsAsDashS(t *testing.T) {
+	n := newNode(t)
+	n.writeService("web.conf", "[DEFAULT]\nnodes = n1\n\n[fs#1]\ndev = /dev/vigil-test-none\nmnt = /nonexistent/vigil-link\ntype = ext4\n")
+	link := filepath.Join(t.TempDir(), "web")
+	must(t, os.Symlink(filepath.Join(bins(t), "svcmgr"), link))
+	cmd := exec.Command(link, "print", "status")
+	cmd.Env = append(os.Environ(), "VIGIL_CONFIG_DIR="+n.configDir, "VIGIL_PLUGIN_DIR="+n.pluginDir,
+		"VIGIL_RUN_DIR="+n.runDir, "VIGIL_STATE_DIR="+n.stateDir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.HasPrefix(string(out), "web\noverall") || !strings.Contains(string(out), "fs#1") {
+		t.Fatalf("link did not act as -s web:\n%s", out)
+	}
+}
+
+// TestCLI_BadArgumentsChangeNothing: bad CLI input gets a clear error and a
+// non-zero exit.
+func TestCLI_BadArgumentsChangeNothing(t *testing.T) {
+	n := newNode(t)
+	n.writeService("web.conf", "[DEFAULT]\nnodes = n1\n")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"start"}, "no service given: use -s NAME (services in"},
+		{[]string{"-s", "nosuch", "start"}, "no nosuch.conf or nosuch.env"},
+		{[]string{"-s", "../etc/passwd", "start"}, "is not a service name"},
+		{[]string{"-s", "web", "print", "status", "--format", "yaml"}, "--format \"yaml\": use text or json"},
+		{[]string{"-s", "web", "start", "--rid", "fs#9"}, "no resource fs#9"},
+		{[]string{"validate"}, "give config files or -s NAME"},
+	} {
+		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
+			_, errs, err := n.svcmgr(tc.args...)
+			if err == nil || !strings.Contains(errs, tc.want) {
+				t.Fatalf("want an error containing %q, got %v: %s", tc.want, err, errs)
+			}
+		})
+	}
+}
