@@ -185,18 +185,21 @@ func (d *Driver) inspect(s spec) (state, error) {
 		rdev, isBlock = sb.Rdev, true
 	}
 	isDev := func(m mount) bool {
-		if isBlock && m.Major == unix.Major(rdev) && m.Minor == unix.Minor(rdev) {
-			return true
+		if isBlock && m.Major != 0 {
+			// A real device number decides.
+			return m.Major == unix.Major(rdev) && m.Minor == unix.Minor(rdev)
 		}
 		// Filesystems such as btrfs report an anonymous device number;
-		// fall back to the mount source.
+		// fall back to the mount source. Resolving costs syscalls: only
+		// for sources that are paths.
 		if m.Source == s.dev || m.Source == devPath {
 			return true
 		}
-		if p, err := filepath.EvalSymlinks(m.Source); err == nil && p == devPath {
-			return true
+		if !strings.HasPrefix(m.Source, "/") {
+			return false
 		}
-		return false
+		p, err := filepath.EvalSymlinks(m.Source)
+		return err == nil && p == devPath
 	}
 	var top *mount
 	for i := range mounts {
