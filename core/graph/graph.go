@@ -155,13 +155,14 @@ func compareStart(a, b Item) int {
 		cmp.Compare(ra, rb),
 		cmp.Compare(a.Group, b.Group),
 		cmp.Compare(a.Subset, b.Subset), // "" sorts first
-		compareRID(a.RID, b.RID),
+		CompareRID(a.RID, b.RID),
 	)
 }
 
-// compareRID orders ids by the number after their last '#', numbered ids
-// first, then by the whole id.
-func compareRID(a, b string) int {
+// CompareRID orders resource ids by the number after their last '#'
+// (container#2 before container#10), numbered ids first, then by the whole
+// id.
+func CompareRID(a, b string) int {
 	na, oka := ridIndex(a)
 	nb, okb := ridIndex(b)
 	switch {

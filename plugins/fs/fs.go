@@ -138,14 +138,6 @@ func parseSpec(r sdk.Resource) (spec, []sdk.FieldError) {
 
 func (s spec) label() string { return s.dev + "@" + s.mnt }
 
-func specError(errs []sdk.FieldError) error {
-	msgs := make([]string, 0, len(errs))
-	for _, e := range errs {
-		msgs = append(msgs, e.Keyword+": "+e.Message)
-	}
-	return fmt.Errorf("invalid fs resource: %s", strings.Join(msgs, "; "))
-}
-
 // Validate checks the keywords without touching the system.
 func (d *Driver) Validate(_ context.Context, r sdk.Resource) []sdk.FieldError {
 	_, errs := parseSpec(r)
@@ -228,7 +220,7 @@ func (d *Driver) inspect(s spec) (state, error) {
 func (d *Driver) Start(ctx context.Context, r sdk.Resource) ([]string, error) {
 	s, errs := parseSpec(r)
 	if len(errs) > 0 {
-		return nil, specError(errs)
+		return nil, sdk.FieldErrors("fs", errs)
 	}
 	log := d.log.With("rid", r.RID, "svc", r.Service.Name, "dev", s.dev, "mnt", s.mnt)
 	if err := ctx.Err(); err != nil {
@@ -268,7 +260,7 @@ func (d *Driver) Start(ctx context.Context, r sdk.Resource) ([]string, error) {
 func (d *Driver) Stop(ctx context.Context, r sdk.Resource) ([]string, error) {
 	s, errs := parseSpec(r)
 	if len(errs) > 0 {
-		return nil, specError(errs)
+		return nil, sdk.FieldErrors("fs", errs)
 	}
 	log := d.log.With("rid", r.RID, "svc", r.Service.Name, "dev", s.dev, "mnt", s.mnt)
 	st, err := d.inspect(s)
@@ -338,7 +330,7 @@ func (d *Driver) Status(_ context.Context, r sdk.Resource) sdk.ResourceStatus {
 	out := sdk.ResourceStatus{Label: s.label()}
 	if len(errs) > 0 {
 		out.Status = sdk.StatusUndef
-		out.Log = []string{specError(errs).Error()}
+		out.Log = []string{sdk.FieldErrors("fs", errs).Error()}
 		return out
 	}
 	st, err := d.inspect(s)

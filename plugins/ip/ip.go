@@ -181,14 +181,6 @@ func parseNetmask(s string) (int, error) {
 
 func (s spec) label() string { return s.name + "@" + s.dev }
 
-func specError(errs []sdk.FieldError) error {
-	msgs := make([]string, 0, len(errs))
-	for _, e := range errs {
-		msgs = append(msgs, e.Keyword+": "+e.Message)
-	}
-	return fmt.Errorf("invalid ip resource: %s", strings.Join(msgs, "; "))
-}
-
 // Validate checks the keywords without touching the system (host names
 // are resolved at start, when the resolver matters).
 func (d *Driver) Validate(_ context.Context, r sdk.Resource) []sdk.FieldError {
@@ -284,7 +276,7 @@ func prefixFor(s spec, addr netip.Addr, existing []netlink.Addr) int {
 func (d *Driver) Start(ctx context.Context, r sdk.Resource) ([]string, error) {
 	s, errs := parseSpec(r)
 	if len(errs) > 0 {
-		return nil, specError(errs)
+		return nil, sdk.FieldErrors("ip", errs)
 	}
 	t, err := d.lookup(ctx, s)
 	if err != nil {
@@ -340,7 +332,7 @@ func (d *Driver) Start(ctx context.Context, r sdk.Resource) ([]string, error) {
 func (d *Driver) Stop(ctx context.Context, r sdk.Resource) ([]string, error) {
 	s, errs := parseSpec(r)
 	if len(errs) > 0 {
-		return nil, specError(errs)
+		return nil, sdk.FieldErrors("ip", errs)
 	}
 	t, err := d.lookup(ctx, s)
 	if errors.Is(err, ErrNoInterface) {
@@ -365,7 +357,7 @@ func (d *Driver) Status(ctx context.Context, r sdk.Resource) sdk.ResourceStatus 
 	out := sdk.ResourceStatus{Label: s.label()}
 	if len(errs) > 0 {
 		out.Status = sdk.StatusUndef
-		out.Log = []string{specError(errs).Error()}
+		out.Log = []string{sdk.FieldErrors("ip", errs).Error()}
 		return out
 	}
 	t, err := d.lookup(ctx, s)

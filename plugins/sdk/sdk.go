@@ -145,6 +145,21 @@ type FieldError struct {
 	Message string
 }
 
+// FieldErrors joins validation problems into one error, for the calls that
+// must fail on a resource that does not validate ("invalid fs resource:
+// mnt: required; type: ...").
+func FieldErrors(kind string, errs []FieldError) error {
+	msgs := make([]string, 0, len(errs))
+	for _, e := range errs {
+		if e.Keyword == "" {
+			msgs = append(msgs, e.Message)
+			continue
+		}
+		msgs = append(msgs, e.Keyword+": "+e.Message)
+	}
+	return fmt.Errorf("invalid %s resource: %s", kind, strings.Join(msgs, "; "))
+}
+
 // ResourceDriver is what a resource plugin implements. Every call gets a
 // context carrying core's deadline; honour it. Start and Stop must be
 // idempotent. Errors returned by Start and Stop are shown to the operator:

@@ -11,9 +11,9 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 
+	"github.com/vigil-ha/vigil/core/graph"
 	"github.com/vigil-ha/vigil/core/status"
 )
 
@@ -105,7 +105,7 @@ func resourceNodes(rs []status.Resource) []node {
 		return cmp.Or(
 			cmp.Compare(groupRank(a.Group), groupRank(b.Group)),
 			cmp.Compare(a.Group, b.Group),
-			compareRID(a.RID, b.RID),
+			graph.CompareRID(a.RID, b.RID),
 		)
 	})
 	nodes := make([]node, 0, len(rs))
@@ -183,29 +183,4 @@ func groupRank(group string) int {
 		return i
 	}
 	return len(availOrder)
-}
-
-// compareRID orders ids by the number after their last '#' (container#2
-// before container#10), numbered ids first, then by the whole id.
-func compareRID(a, b string) int {
-	na, oka := ridIndex(a)
-	nb, okb := ridIndex(b)
-	switch {
-	case oka && !okb:
-		return -1
-	case !oka && okb:
-		return 1
-	case oka && okb && na != nb:
-		return cmp.Compare(na, nb)
-	}
-	return cmp.Compare(a, b)
-}
-
-func ridIndex(rid string) (int, bool) {
-	i := strings.LastIndexByte(rid, '#')
-	if i < 0 {
-		return 0, false
-	}
-	n, err := strconv.Atoi(rid[i+1:])
-	return n, err == nil
 }
