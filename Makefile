@@ -36,7 +36,7 @@ lint:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./core/config
-	$(GO) test -run '^$$' -fuzz FuzzRunArgs -fuzztime $(FUZZTIME) ./plugins/docker
+	$(GO) test -run '^$$' -fuzz FuzzParseRunArgs -fuzztime $(FUZZTIME) ./plugins/docker
 
 # Go benchmarks (a status call through a plugin vs in-process), then the
 # service start against a shell script doing the same steps.
