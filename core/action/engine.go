@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -90,6 +91,9 @@ func (e *Engine) Schema(ctx context.Context) (*config.Schema, error) {
 		}
 		for _, t := range info.Types {
 			group, _, _ := strings.Cut(t.Type, ".")
+			if !slices.Contains(config.Groups, group) {
+				continue // heartbeat and stonith types belong to cluster.conf
+			}
 			ts := &config.TypeSchema{
 				Type: t.Type, Group: group, SectionAliases: t.SectionAliases,
 				Keywords: keywords(t.Keywords), Plugin: info.Name,

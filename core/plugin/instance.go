@@ -13,6 +13,8 @@ import (
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/vigil-ha/vigil/core/proto"
 	"github.com/vigil-ha/vigil/plugins/sdk"
@@ -27,6 +29,7 @@ type instance struct {
 	mu       sync.Mutex
 	client   *goplugin.Client
 	rpc      proto.ResourceDriverClient
+	hb       proto.HeartbeatClient
 	infoVal  *Info
 	infoErr  error
 	started  int // processes started so far
@@ -37,18 +40,19 @@ func newInstance(h *Host, binary string) *instance {
 	return &instance{host: h, binary: binary}
 }
 
-// resourcePlugin is the client half of the go-plugin adapter; the server
-// half lives in plugins/sdk.
-type resourcePlugin struct {
+// clientPlugin is the client half of the go-plugin adapter for every
+// kind (the server halves live in plugins/sdk): it hands back the
+// connection, on which the host makes the clients of each service.
+type clientPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
 }
 
-func (resourcePlugin) GRPCServer(*goplugin.GRPCBroker, *grpc.Server) error {
-	return errors.New("vigil core does not serve resource drivers")
+func (clientPlugin) GRPCServer(*goplugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("vigil core does not serve plugins")
 }
 
-func (resourcePlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
-	return proto.NewResourceDriverClient(c), nil
+func (clientPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
+	return c, nil
 }
 
 var versionMismatch = regexp.MustCompile(`Plugin version: (\d+)`)
@@ -76,7 +80,7 @@ func (i *instance) conn(ctx context.Context) (proto.ResourceDriverClient, error)
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig: sdk.Handshake,
 		VersionedPlugins: map[int]goplugin.PluginSet{
-			sdk.ProtocolVersion: {sdk.PluginKindResource: resourcePlugin{}},
+			sdk.ProtocolVersion: {sdk.PluginKindResource: clientPlugin{}, sdk.PluginKindHeartbeat: clientPlugin{}},
 		},
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
@@ -98,10 +102,23 @@ func (i *instance) conn(ctx context.Context) (proto.ResourceDriverClient, error)
 		client.Kill()
 		return nil, fmt.Errorf("plugin %s: dispense resource driver: %w", path, err)
 	}
+	conn := raw.(*grpc.ClientConn)
 	i.client = client
-	i.rpc = raw.(proto.ResourceDriverClient)
+	i.rpc = proto.NewResourceDriverClient(conn)
+	i.hb = proto.NewHeartbeatClient(conn)
 	i.started++
 	return i.rpc, nil
+}
+
+// heartbeat returns a live heartbeat client, starting the process when
+// needed.
+func (i *instance) heartbeat(ctx context.Context) (proto.HeartbeatClient, error) {
+	if _, err := i.conn(ctx); err != nil {
+		return nil, err
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.hb, nil
 }
 
 // info returns what the plugin said at its last handshake, asking it when
@@ -122,6 +139,13 @@ func (i *instance) info(ctx context.Context) (Info, error) {
 	ctx, cancel := withDefaultTimeout(ctx, i.host.cfg.StatusTimeout)
 	defer cancel()
 	resp, err := rpc.Info(ctx, &proto.InfoRequest{})
+	if grpcstatus.Code(err) == codes.Unimplemented {
+		// Not a resource plugin: a heartbeat one?
+		i.mu.Lock()
+		hb := i.hb
+		i.mu.Unlock()
+		resp, err = hb.Info(ctx, &proto.InfoRequest{})
+	}
 	if err != nil {
 		err = i.callError("info", err)
 		i.setInfo(nil, err)

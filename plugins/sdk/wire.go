@@ -18,7 +18,10 @@ type resourceServer struct {
 var _ proto.ResourceDriverServer = (*resourceServer)(nil)
 
 func (s *resourceServer) Info(context.Context, *proto.InfoRequest) (*proto.InfoResponse, error) {
-	info := s.impl.Info()
+	return infoToProto(s.impl.Info()), nil
+}
+
+func infoToProto(info Info) *proto.InfoResponse {
 	out := &proto.InfoResponse{Name: info.Name, Version: info.Version, ServiceKeywords: keywordsToProto(info.ServiceKeywords)}
 	for _, t := range info.Types {
 		out.Types = append(out.Types, &proto.TypeInfo{
@@ -28,7 +31,7 @@ func (s *resourceServer) Info(context.Context, *proto.InfoRequest) (*proto.InfoR
 			Help:           t.Help,
 		})
 	}
-	return out, nil
+	return out
 }
 
 func (s *resourceServer) Validate(ctx context.Context, req *proto.ResourceRequest) (*proto.ValidateResponse, error) {
