@@ -1,0 +1,46 @@
+package cluster
+
+import (
+	"github.com/vigil-ha/vigil/core/status"
+)
+
+// NodeState is a daemon's own state.
+type NodeState string
+
+// Node states.
+const (
+	// Joining: the daemon has not yet heard every peer that answers; it
+	// starts nothing.
+	Joining NodeState = "joining"
+	Ready   NodeState = "ready"
+	// Lost: every heartbeat is stale for the node (a receiver's verdict,
+	// never published by the node itself).
+	Lost NodeState = "lost"
+	// Unknown: never heard since this daemon started.
+	Unknown NodeState = "unknown"
+)
+
+// Dataset is what a node publishes on every heartbeat.
+type Dataset struct {
+	Node     string                      `json:"node"`
+	State    NodeState                   `json:"state"`
+	Services map[string]*ServiceInstance `json:"services"`
+}
+
+// ServiceInstance is one service as one node runs it.
+type ServiceInstance struct {
+	Status status.Service `json:"status"`
+	Frozen bool           `json:"frozen"`
+	// Nodes is the service's nodes keyword, as this node's config has it.
+	Nodes  []string      `json:"nodes"`
+	Config ConfigVersion `json:"config"`
+}
+
+// ConfigVersion is the last valid version of a service's config this node
+// has; peers take the newest.
+type ConfigVersion struct {
+	// Version orders versions: unix nanoseconds of the change.
+	Version int64  `json:"version"`
+	Sum     string `json:"sum"`
+	Content []byte `json:"content,omitempty"`
+}

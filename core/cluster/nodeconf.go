@@ -1,0 +1,248 @@
+// Package cluster owns what a node knows of its cluster: the node config
+// (cluster.conf), the dataset each node publishes, the signed envelope that
+// carries it (authenticated with the cluster secret, replay-protected), and
+// the cluster view merged from every heartbeat: a peer is lost only when
+// every heartbeat is stale for it.
+//
+// It starts no process and opens no socket; vigild wires heartbeats in.
+package cluster
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vigil-ha/vigil/core/config"
+)
+
+// Heartbeat defaults: a peer is lost only when every heartbeat is stale, so
+// a shorter timeout than a single-ring cluster's is safe.
+const (
+	DefaultInterval = 500 * time.Millisecond
+	DefaultTimeout  = 2 * time.Second
+	MinInterval     = 100 * time.Millisecond
+	MinTimeout      = 300 * time.Millisecond
+)
+
+// NodeConfig is this node's cluster.conf.
+type NodeConfig struct {
+	Path    string
+	Cluster string
+	// Local is this node's name (default the hostname).
+	Local string
+	// Nodes lists every node of the cluster, in config order.
+	Nodes  []string
+	secret []byte
+	// Metrics is the address of the Prometheus endpoint, "" for off.
+	Metrics string
+	// ReadyPeriod bounds how long a starting daemon stays joining when
+	// some peers do not answer.
+	ReadyPeriod time.Duration
+	Heartbeats  []HeartbeatConfig
+	// Stonith maps a node name to how to fence it.
+	Stonith map[string]StonithConfig
+}
+
+// HeartbeatConfig is one [hb#n] section.
+type HeartbeatConfig struct {
+	Name     string // "hb#1"
+	Type     string // "hb.net"
+	Interval time.Duration
+	Timeout  time.Duration
+	Keywords map[string]string
+}
+
+// StonithConfig is one [stonith#<node>] section.
+type StonithConfig struct {
+	Node     string
+	Type     string // "stonith.ipmi"
+	Keywords map[string]string
+}
+
+// Key derives a 32-byte key for one use ("hb#1", "envelope") from the
+// cluster secret, so no component ever holds the secret itself.
+func (c *NodeConfig) Key(use string) []byte {
+	m := hmac.New(sha256.New, c.secret)
+	m.Write([]byte("vigil/" + c.Cluster + "/" + use))
+	return m.Sum(nil)
+}
+
+// HasSecret reports whether a secret is configured.
+func (c *NodeConfig) HasSecret() bool { return len(c.secret) > 0 }
+
+// String never shows the secret.
+func (c *NodeConfig) String() string {
+	return fmt.Sprintf("cluster %s node %s nodes %v", c.Cluster, c.Local, c.Nodes)
+}
+
+var clusterKeywords = []config.Keyword{
+	{Name: "name", Required: true, Help: "the cluster's name"},
+	{Name: "nodes", Type: config.List, Required: true, Help: "every node of the cluster, in placement order"},
+	{Name: "node", Help: "this node's name (default: the hostname)"},
+	{Name: "secret", Help: "the cluster secret, hex (prefer secret_file)"},
+	{Name: "secret_file", Help: "a file holding the cluster secret"},
+	{Name: "metrics", Help: "address of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9100 (off when unset)"},
+	{Name: "ready_period", Type: config.Duration, Default: "5s", Help: "longest a starting daemon waits for silent peers"},
+}
+
+var hbKeywords = []config.Keyword{
+	{Name: "type", Required: true, Help: "the heartbeat type: net, disk, ..."},
+	{Name: "interval", Type: config.Duration, Default: "0.5s", Help: "how often a beat is sent"},
+	{Name: "timeout", Type: config.Duration, Default: "2s", Help: "a peer is stale on this heartbeat after this long unheard"},
+}
+
+var stonithKeywords = []config.Keyword{
+	{Name: "type", Required: true, Help: "the fencing type: ipmi, fence_agent, ..."},
+}
+
+// PluginKeywords gives the keywords a plugin declares for a type
+// ("hb.net"); nil when no plugin serves it.
+type PluginKeywords func(typ string) ([]config.Keyword, bool)
+
+// LoadNodeConfig reads and validates cluster.conf. Every problem comes back
+// at once as config.Errors. kw supplies the keywords the heartbeat and
+// stonith plugins declare.
+func LoadNodeConfig(path string, kw PluginKeywords) (*NodeConfig, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read node config: %w", err)
+	}
+	f, err := config.ParseINI(path, data)
+	if err != nil {
+		return nil, err
+	}
+	c := &NodeConfig{Path: path, Stonith: map[string]StonithConfig{}}
+	var errs config.Errors
+	fail := func(line int, sec, key, format string, args ...any) {
+		errs = append(errs, &config.Error{File: path, Line: line, Section: sec, Keyword: key, Msg: fmt.Sprintf(format, args...), Err: config.ErrInvalidValue})
+	}
+	var clusterSec *config.Section
+	for _, sec := range f.Sections {
+		prefix, suffix, _ := strings.Cut(sec.Name, "#")
+		switch {
+		case sec.Name == "cluster":
+			clusterSec = sec
+			vals, e := config.CheckSection(path, sec, clusterKeywords)
+			errs = append(errs, e...)
+			c.Cluster, c.Metrics = vals["name"], vals["metrics"]
+			c.Nodes = strings.Fields(vals["nodes"])
+			c.Local = vals["node"]
+			c.ReadyPeriod, _ = config.ParseDuration(vals["ready_period"])
+			if s := vals["secret"]; s != "" {
+				if c.secret, err = hex.DecodeString(s); err != nil || len(c.secret) < 16 {
+					fail(sec.Line, sec.Name, "secret", "give at least 16 bytes as hex (e.g. openssl rand -hex 32)")
+				}
+			}
+			if p := vals["secret_file"]; p != "" {
+				if !filepath.IsAbs(p) {
+					p = filepath.Join(filepath.Dir(path), p)
+				}
+				b, err := os.ReadFile(p)
+				if err != nil {
+					fail(sec.Line, sec.Name, "secret_file", "%v", err)
+				} else if c.secret, err = hex.DecodeString(strings.TrimSpace(string(b))); err != nil || len(c.secret) < 16 {
+					fail(sec.Line, sec.Name, "secret_file", "%s must hold at least 16 bytes as hex (e.g. openssl rand -hex 32 > %s)", p, p)
+				}
+			}
+		case prefix == "hb" && suffix != "":
+			c.heartbeat(path, sec, kw, &errs)
+		case prefix == "stonith" && suffix != "":
+			c.stonith(path, sec, suffix, kw, &errs)
+		default:
+			errs = append(errs, &config.Error{File: path, Line: sec.Line, Section: sec.Name, Err: config.ErrUnknownSection,
+				Msg: "expected [cluster], [hb#<n>] or [stonith#<node>]"})
+		}
+	}
+	if clusterSec == nil {
+		errs = append(errs, &config.Error{File: path, Section: "cluster", Err: config.ErrMissingKeyword, Msg: "no [cluster] section (name, nodes, secret_file)"})
+		return nil, errs
+	}
+	if c.Local == "" {
+		c.Local, _ = os.Hostname()
+	}
+	if len(c.Nodes) > 0 && !slices.Contains(c.Nodes, c.Local) {
+		fail(clusterSec.Line, "cluster", "nodes", "this node (%s) is not in the node list %v; set node = or fix nodes", c.Local, c.Nodes)
+	}
+	if len(c.Nodes) > 1 && len(c.secret) == 0 {
+		fail(clusterSec.Line, "cluster", "secret_file", "a cluster of several nodes needs a secret (secret_file = /etc/vigil/cluster.secret)")
+	}
+	for node := range c.Stonith {
+		if !slices.Contains(c.Nodes, node) {
+			fail(0, "stonith#"+node, "", "%s is not in the node list %v", node, c.Nodes)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+func (c *NodeConfig) heartbeat(path string, sec *config.Section, kw PluginKeywords, errs *config.Errors) {
+	hb := HeartbeatConfig{Name: sec.Name}
+	typ := ""
+	if e := sec.Entry("type"); e != nil {
+		typ = "hb." + e.Value
+	}
+	kws := slices.Clone(hbKeywords)
+	if typ != "" {
+		extra, ok := kw(typ)
+		if !ok {
+			*errs = append(*errs, &config.Error{File: path, Line: sec.Entry("type").Line, Section: sec.Name, Keyword: "type",
+				Err: config.ErrUnknownType, Msg: fmt.Sprintf("no plugin serves heartbeat type %s (is vigil-plugin-hb-%s in the plugin directory?)", typ, strings.TrimPrefix(typ, "hb."))})
+			return
+		}
+		kws = append(kws, extra...)
+	}
+	vals, e := config.CheckSection(path, sec, kws)
+	*errs = append(*errs, e...)
+	hb.Type = typ
+	hb.Interval, _ = config.ParseDuration(vals["interval"])
+	hb.Timeout, _ = config.ParseDuration(vals["timeout"])
+	if hb.Interval < MinInterval {
+		*errs = append(*errs, &config.Error{File: path, Line: sec.Line, Section: sec.Name, Keyword: "interval", Err: config.ErrInvalidValue,
+			Msg: fmt.Sprintf("%s is below the %s minimum", hb.Interval, MinInterval)})
+	}
+	if hb.Timeout < MinTimeout || hb.Timeout < 2*hb.Interval {
+		*errs = append(*errs, &config.Error{File: path, Line: sec.Line, Section: sec.Name, Keyword: "timeout", Err: config.ErrInvalidValue,
+			Msg: fmt.Sprintf("%s: use at least %s and twice the interval", hb.Timeout, MinTimeout)})
+	}
+	for _, k := range hbKeywords {
+		delete(vals, k.Name)
+	}
+	hb.Keywords = vals
+	c.Heartbeats = append(c.Heartbeats, hb)
+}
+
+func (c *NodeConfig) stonith(path string, sec *config.Section, node string, kw PluginKeywords, errs *config.Errors) {
+	st := StonithConfig{Node: node}
+	kws := slices.Clone(stonithKeywords)
+	if e := sec.Entry("type"); e != nil {
+		st.Type = "stonith." + e.Value
+		if extra, ok := kw(st.Type); ok {
+			kws = append(kws, extra...)
+		} else {
+			// The fencing plugins arrive with the HA work; until then
+			// the section is kept as written.
+			for _, en := range sec.Entries {
+				if en.Key != "type" {
+					kws = append(kws, config.Keyword{Name: en.Key})
+				}
+			}
+		}
+	}
+	vals, e := config.CheckSection(path, sec, kws)
+	*errs = append(*errs, e...)
+	delete(vals, "type")
+	st.Keywords = vals
+	c.Stonith[node] = st
+}
+
+// ErrNoNodeConfig: there is no cluster.conf; the daemon runs alone.
+var ErrNoNodeConfig = errors.New("no cluster.conf")
