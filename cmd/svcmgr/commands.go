@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-ha/vigil/cmd/internal/view"
 	"github.com/vigil-ha/vigil/core/action"
+	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/plugins/docker"
 )
@@ -28,45 +29,47 @@ func newActionCmd(o *options, verb, short string) *cobra.Command {
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
 			begin := time.Now()
-			e := o.env(func(s action.Step) {
-				if o.format != "text" {
-					return
+			printLine := func(line string) {
+				if o.format == "text" && line != "" {
+					fmt.Fprintln(out, line)
 				}
-				switch s.Phase {
-				case "begin":
-					fmt.Fprintf(out, "%s: %s %s\n", s.Service, s.Action, s.RID)
-				case "done":
-					for _, l := range s.Log {
-						fmt.Fprintf(out, "%s: %s %s: %s\n", s.Service, s.Action, s.RID, l)
-					}
-					fmt.Fprintf(out, "%s: %s %s: done in %s\n", s.Service, s.Action, s.RID, s.Elapsed.Round(time.Millisecond))
-				case "failed":
-					fmt.Fprintf(out, "%s: %s %s: FAILED: %v\n", s.Service, s.Action, s.RID, s.Err)
+			}
+			name := o.service
+			if c := o.daemon(); c != nil {
+				// The daemon runs the action, under the same lock.
+				if name == "" {
+					return fmt.Errorf("no service given: use -s NAME")
 				}
-			})
-			defer e.close()
-			svc, err := o.loadService(ctx, e)
-			if err != nil {
-				return err
-			}
-			unlock, err := e.engine.Lock(ctx, svc.Name, verb, o.wait)
-			if err != nil {
-				return err
-			}
-			defer unlock()
-			opts := action.Options{RIDs: o.rids}
-			if verb == "start" {
-				err = e.engine.Start(ctx, svc, opts)
+				if err := c.Action(ctx, name, api.ActionRequest{Action: verb, RIDs: o.rids, Wait: o.wait}, printLine); err != nil {
+					return err
+				}
 			} else {
-				err = e.engine.Stop(ctx, svc, opts)
-			}
-			if err != nil {
-				return err
+				e := o.env(func(s action.Step) { printLine(action.FormatStep(s)) })
+				defer e.close()
+				svc, err := o.loadService(ctx, e)
+				if err != nil {
+					return err
+				}
+				unlock, err := e.engine.Lock(ctx, svc.Name, verb, o.wait)
+				if err != nil {
+					return err
+				}
+				defer unlock()
+				opts := action.Options{RIDs: o.rids}
+				if verb == "start" {
+					err = e.engine.Start(ctx, svc, opts)
+				} else {
+					err = e.engine.Stop(ctx, svc, opts)
+				}
+				if err != nil {
+					return err
+				}
+				name = svc.Name
 			}
 			if o.format == "json" {
-				return view.WriteJSON(out, map[string]any{"service": svc.Name, "action": verb, "result": "ok", "elapsed": time.Since(begin).String()})
+				return view.WriteJSON(out, map[string]any{"service": name, "action": verb, "result": "ok", "elapsed": time.Since(begin).String()})
 			}
-			fmt.Fprintf(out, "%s: %s done in %s\n", svc.Name, verb, time.Since(begin).Round(time.Millisecond))
+			fmt.Fprintf(out, "%s: %s done in %s\n", name, verb, time.Since(begin).Round(time.Millisecond))
 			return nil
 		},
 	}
@@ -83,13 +86,10 @@ func newPrintCmd(o *options) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			e := o.env(nil)
-			defer e.close()
-			svc, err := o.loadService(ctx, e)
+			st, err := o.serviceStatus(ctx)
 			if err != nil {
 				return err
 			}
-			st := e.engine.Status(ctx, svc)
 			if o.format == "json" {
 				return view.WriteJSON(cmd.OutOrStdout(), st)
 			}

@@ -67,6 +67,9 @@ func newRootCmd() *cobra.Command {
 		newValidateCmd(o),
 		newDockerCmd(o),
 		newPluginsCmd(o),
+		newSetCmd(o),
+		newGetCmd(o),
+		newConfigCmd(o),
 	)
 	return root
 }

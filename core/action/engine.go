@@ -41,6 +41,11 @@ type Config struct {
 	// Progress, when set, is told of each step of an action as it
 	// happens (the CLI prints these lines).
 	Progress func(Step)
+	// MaxConcurrent bounds the plugin calls a status evaluation makes at
+	// once, across services, so a slow resource never stalls the others
+	// and a daemon with many services does not flood its plugins.
+	// Default 16.
+	MaxConcurrent int
 }
 
 // Engine runs actions. It is safe for concurrent use; actions on one
@@ -51,6 +56,7 @@ type Engine struct {
 
 	schemaOnce sync.Mutex
 	schema     *config.Schema
+	sem        chan struct{}
 }
 
 // New returns an Engine for cfg.
@@ -64,7 +70,10 @@ func New(cfg Config) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "vigil", Level: hclog.Warn})
 	}
-	return &Engine{cfg: cfg, log: cfg.Logger.Named("action")}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 16
+	}
+	return &Engine{cfg: cfg, log: cfg.Logger.Named("action"), sem: make(chan struct{}, cfg.MaxConcurrent)}
 }
 
 // Schema returns core's keyword schema extended with what every plugin of
@@ -122,11 +131,21 @@ func keywords(in []plugin.Keyword) []config.Keyword {
 // core/config, then each resource's own checks by its plugin. All problems
 // come back at once as config.Errors.
 func (e *Engine) Load(ctx context.Context, path string) (*config.Service, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read service config: %w", err)
+	}
+	return e.Parse(ctx, path, data)
+}
+
+// Parse validates a service config held in memory, as Load does; path
+// names the service and the errors.
+func (e *Engine) Parse(ctx context.Context, path string, data []byte) (*config.Service, error) {
 	schema, err := e.Schema(ctx)
 	if err != nil {
 		return nil, err
 	}
-	svc, err := config.Load(path, schema)
+	svc, err := config.Parse(path, data, schema)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +31,9 @@ type Options struct {
 	// RIDs, when set, limits the action to these resources (still in
 	// graph order).
 	RIDs []string
+	// Progress, when set, is told of this action's steps (besides
+	// Config.Progress).
+	Progress func(Step)
 }
 
 // ResourceError says which resource failed and why.
@@ -64,12 +68,12 @@ func (e *Engine) Start(ctx context.Context, svc *config.Service, opts Options) e
 	}
 	var started []graph.Item
 	for _, w := range waves {
-		ok, failed := e.runWave(ctx, svc, "start", w, byRID)
+		ok, failed := e.runWave(ctx, svc, "start", w, byRID, opts)
 		started = append(started, ok...)
 		if failed == nil {
 			continue
 		}
-		if rbErr := e.rollback(svc, started, byRID); rbErr != nil {
+		if rbErr := e.rollback(svc, started, byRID, opts); rbErr != nil {
 			return errors.Join(failed, fmt.Errorf("%s: rollback: %w", svc.Name, rbErr))
 		}
 		return failed
@@ -93,7 +97,7 @@ func (e *Engine) Stop(ctx context.Context, svc *config.Service, opts Options) er
 		return err
 	}
 	for _, w := range waves {
-		if _, failed := e.runWave(ctx, svc, "stop", w, byRID); failed != nil {
+		if _, failed := e.runWave(ctx, svc, "stop", w, byRID, opts); failed != nil {
 			return failed
 		}
 	}
@@ -102,12 +106,12 @@ func (e *Engine) Stop(ctx context.Context, svc *config.Service, opts Options) er
 
 // rollback stops what a failed start started. It runs on its own context:
 // the start's may be the reason it failed.
-func (e *Engine) rollback(svc *config.Service, started []graph.Item, byRID map[string]*config.Resource) error {
+func (e *Engine) rollback(svc *config.Service, started []graph.Item, byRID map[string]*config.Resource, opts Options) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var errs []error
 	for _, w := range graph.Rollback(started) {
-		if _, failed := e.runWave(ctx, svc, "rollback", w, byRID); failed != nil {
+		if _, failed := e.runWave(ctx, svc, "rollback", w, byRID, opts); failed != nil {
 			errs = append(errs, failed)
 		}
 	}
@@ -144,7 +148,7 @@ func (e *Engine) selectResources(svc *config.Service, opts Options, stop bool) (
 // runWave runs one wave (concurrently when it has several items) and
 // returns the items that succeeded and the first failure of a
 // non-optional resource.
-func (e *Engine) runWave(ctx context.Context, svc *config.Service, verb string, w graph.Wave, byRID map[string]*config.Resource) ([]graph.Item, error) {
+func (e *Engine) runWave(ctx context.Context, svc *config.Service, verb string, w graph.Wave, byRID map[string]*config.Resource, opts Options) ([]graph.Item, error) {
 	type result struct {
 		item graph.Item
 		err  error
@@ -155,7 +159,7 @@ func (e *Engine) runWave(ctx context.Context, svc *config.Service, verb string, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = result{item: it, err: e.runOne(ctx, svc, verb, byRID[it.RID])}
+			results[i] = result{item: it, err: e.runOne(ctx, svc, verb, byRID[it.RID], opts)}
 		}()
 	}
 	wg.Wait()
@@ -177,9 +181,9 @@ func (e *Engine) runWave(ctx context.Context, svc *config.Service, verb string, 
 	return ok, failed
 }
 
-func (e *Engine) runOne(ctx context.Context, svc *config.Service, verb string, r *config.Resource) error {
+func (e *Engine) runOne(ctx context.Context, svc *config.Service, verb string, r *config.Resource, opts Options) error {
 	begin := time.Now()
-	e.progress(Step{Service: svc.Name, RID: r.RID, Action: verb, Phase: "begin"})
+	e.progress(opts, Step{Service: svc.Name, RID: r.RID, Action: verb, Phase: "begin"})
 	d, err := e.cfg.Plugins.Driver(ctx, r.Type)
 	var log []string
 	if err == nil {
@@ -193,21 +197,24 @@ func (e *Engine) runOne(ctx context.Context, svc *config.Service, verb string, r
 	step := Step{Service: svc.Name, RID: r.RID, Action: verb, Phase: "done", Log: log, Elapsed: time.Since(begin)}
 	if err != nil {
 		step.Phase, step.Err = "failed", err
-		e.progress(step)
+		e.progress(opts, step)
 		action := verb
 		if verb == "rollback" {
 			action = "stop (rollback)"
 		}
 		return &ResourceError{Service: svc.Name, RID: r.RID, Action: action, Err: err}
 	}
-	e.progress(step)
+	e.progress(opts, step)
 	e.log.Info("resource "+verb, "svc", svc.Name, "rid", r.RID, "elapsed", step.Elapsed)
 	return nil
 }
 
-func (e *Engine) progress(s Step) {
+func (e *Engine) progress(opts Options, s Step) {
 	if e.cfg.Progress != nil {
 		e.cfg.Progress(s)
+	}
+	if opts.Progress != nil {
+		opts.Progress(s)
 	}
 }
 
@@ -223,4 +230,22 @@ func parallelSubset(svc *config.Service, r *config.Resource) bool {
 		}
 	}
 	return false
+}
+
+// FormatStep renders a step as the line the CLI prints; "" for nothing.
+func FormatStep(s Step) string {
+	switch s.Phase {
+	case "begin":
+		return fmt.Sprintf("%s: %s %s", s.Service, s.Action, s.RID)
+	case "done":
+		var b strings.Builder
+		for _, l := range s.Log {
+			fmt.Fprintf(&b, "%s: %s %s: %s\n", s.Service, s.Action, s.RID, l)
+		}
+		fmt.Fprintf(&b, "%s: %s %s: done in %s", s.Service, s.Action, s.RID, s.Elapsed.Round(time.Millisecond))
+		return b.String()
+	case "failed":
+		return fmt.Sprintf("%s: %s %s: FAILED: %v", s.Service, s.Action, s.RID, s.Err)
+	}
+	return ""
 }

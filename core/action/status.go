@@ -17,6 +17,19 @@ const SyncRID = "sync#i0"
 // action runs. A resource whose plugin cannot be reached reads undef with
 // the reason.
 func (e *Engine) Status(ctx context.Context, svc *config.Service) status.Service {
+	return e.Refresh(ctx, svc, nil, nil)
+}
+
+// Refresh re-evaluates the resources only selects (all when nil) and
+// takes the others from prev (a previous evaluation of the same service):
+// the daemon checks monitored resources more often than the rest.
+func (e *Engine) Refresh(ctx context.Context, svc *config.Service, prev *status.Service, only func(*config.Resource) bool) status.Service {
+	old := map[string]status.Resource{}
+	if prev != nil {
+		for _, r := range prev.Resources {
+			old[r.RID] = r
+		}
+	}
 	rs := make([]status.Resource, len(svc.Resources))
 	var wg sync.WaitGroup
 	for i, r := range svc.Resources {
@@ -28,9 +41,20 @@ func (e *Engine) Status(ctx context.Context, svc *config.Service) status.Service
 		if r.Disable {
 			continue
 		}
+		if o, ok := old[r.RID]; ok && only != nil && !only(r) {
+			rs[i].Status, rs[i].Log, rs[i].Label = o.Status, o.Log, o.Label
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			select {
+			case e.sem <- struct{}{}:
+				defer func() { <-e.sem }()
+			case <-ctx.Done():
+				rs[i].Status, rs[i].Log = status.Undef, []string{ctx.Err().Error()}
+				return
+			}
 			e.evalResource(ctx, svc, r, &rs[i])
 		}()
 	}

@@ -1,0 +1,457 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vigil-ha/vigil/core/action"
+	"github.com/vigil-ha/vigil/core/api"
+	"github.com/vigil-ha/vigil/core/cluster"
+	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/status"
+)
+
+// persisted is a service's state that survives a daemon restart.
+type persisted struct {
+	Frozen     bool      `json:"frozen"`
+	LastAction string    `json:"last_action,omitempty"`
+	LastResult string    `json:"last_result,omitempty"`
+	LastAt     time.Time `json:"last_at,omitempty"`
+}
+
+func (d *Daemon) statePath(name string) string {
+	return filepath.Join(d.cfg.StateDir, "services", name, "state.json")
+}
+
+func (d *Daemon) loadPersisted(name string) persisted {
+	var p persisted
+	if b, err := os.ReadFile(d.statePath(name)); err == nil {
+		if err := json.Unmarshal(b, &p); err != nil {
+			d.log.Error("unreadable service state; starting from scratch", "svc", name, "error", err)
+		}
+	}
+	return p
+}
+
+func (d *Daemon) savePersisted(name string, p persisted) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := d.statePath(name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return action.WriteFileAtomic(path, b, 0o600, time.Time{})
+}
+
+func (d *Daemon) scanLoop(ctx context.Context) {
+	t := time.NewTicker(d.cfg.ScanInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.scanConfigs(ctx)
+		}
+	}
+}
+
+// scanConfigs picks up new, changed and removed service files. A file
+// that does not validate keeps the last valid version in force (and
+// published); the error is logged and shown.
+func (d *Daemon) scanConfigs(ctx context.Context) {
+	names, err := action.ListServices(d.cfg.ConfigDir)
+	if err != nil {
+		d.log.Error("list services", "dir", d.cfg.ConfigDir, "error", err)
+		return
+	}
+	seen := map[string]bool{}
+	for _, name := range names {
+		seen[name] = true
+		path, err := action.FindService(d.cfg.ConfigDir, name)
+		if err != nil {
+			continue
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			continue
+		}
+		d.mu.Lock()
+		s, ok := d.svcs[name]
+		if ok && s.path == path && s.mtime.Equal(fi.ModTime()) {
+			d.mu.Unlock()
+			continue
+		}
+		d.mu.Unlock()
+		d.loadService(ctx, name, path, fi.ModTime())
+	}
+	d.mu.Lock()
+	for name := range d.svcs {
+		if !seen[name] {
+			delete(d.svcs, name)
+			d.log.Info("service config removed", "svc", name)
+		}
+	}
+	d.mu.Unlock()
+}
+
+func (d *Daemon) loadService(ctx context.Context, name, path string, mtime time.Time) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	conf, err := d.engine.Parse(ctx, path, data)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.svcs[name]
+	if !ok {
+		s = &service{name: name, persist: d.loadPersisted(name)}
+		d.svcs[name] = s
+	}
+	s.path, s.mtime = path, mtime
+	if err != nil {
+		s.loadErr = err
+		d.log.Error("service config does not validate; the last valid version stays in force", "svc", name, "error", err)
+		return
+	}
+	sum := sha256.Sum256(data)
+	s.conf, s.loadErr = conf, nil
+	s.version = cluster.ConfigVersion{Version: mtime.UnixNano(), Sum: hex.EncodeToString(sum[:]), Content: data}
+	s.statusAt = time.Time{} // evaluate now
+	d.log.Info("service config loaded", "svc", name, "version", s.version.Version)
+	go d.emit(api.Event{Kind: "config", Service: name, Node: d.node.Local})
+}
+
+// syncConfigs takes from a peer's dataset the service configs that are
+// newer than ours, for services this node runs. A config is validated
+// here before it is written; one that does not validate is refused.
+func (d *Daemon) syncConfigs(peer string) {
+	snap := d.view.Snapshot()
+	p := snap.Peers[peer]
+	if p == nil || p.Dataset == nil {
+		return
+	}
+	for name, inst := range p.Dataset.Services {
+		if !slices.Contains(inst.Nodes, d.node.Local) || len(inst.Config.Content) == 0 {
+			continue
+		}
+		d.mu.Lock()
+		s := d.svcs[name]
+		newer := s == nil || (inst.Config.Version > s.version.Version && inst.Config.Sum != s.version.Sum)
+		path := filepath.Join(d.cfg.ConfigDir, name+".conf")
+		if s != nil {
+			path = s.path
+		}
+		d.mu.Unlock()
+		if !newer {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := d.engine.Parse(ctx, path, inst.Config.Content)
+		cancel()
+		if err != nil {
+			d.log.Error("refused a config from a peer: it does not validate here", "svc", name, "peer", peer, "error", err)
+			continue
+		}
+		mtime := time.Unix(0, inst.Config.Version)
+		if err := action.WriteFileAtomic(path, inst.Config.Content, 0o600, mtime); err != nil {
+			d.log.Error("write synced config", "svc", name, "error", err)
+			continue
+		}
+		d.log.Info("service config synced from peer", "svc", name, "peer", peer, "version", inst.Config.Version)
+		d.loadService(context.Background(), name, path, mtime)
+	}
+}
+
+func (d *Daemon) statusLoop(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, name := range d.serviceNames() {
+				d.maybeRefresh(ctx, name, now)
+			}
+		}
+	}
+}
+
+// maybeRefresh starts a status evaluation of a service when one is due:
+// all resources every status_schedule, the monitored ones every
+// monitor_schedule. Evaluations run in the background, one at a time per
+// service, so a hung resource stalls only its own service.
+func (d *Daemon) maybeRefresh(ctx context.Context, name string, now time.Time) {
+	d.mu.Lock()
+	s := d.svcs[name]
+	if s == nil || s.conf == nil || s.refreshing {
+		d.mu.Unlock()
+		return
+	}
+	full := now.Sub(s.statusAt) >= duration(s.conf.Keywords["status_schedule"], 10*time.Second)
+	mon := !full && hasMonitored(s.conf) && now.Sub(s.monitorAt) >= duration(s.conf.Keywords["monitor_schedule"], time.Second)
+	if !full && !mon {
+		d.mu.Unlock()
+		return
+	}
+	s.refreshing = true
+	conf, prev := s.conf, s.status
+	d.mu.Unlock()
+	go func() {
+		var only func(*config.Resource) bool
+		if !full {
+			only = func(r *config.Resource) bool { return r.Monitor }
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		st := d.engine.Refresh(cctx, conf, &prev, only)
+		cancel()
+		d.mu.Lock()
+		s.refreshing = false
+		if s.conf != conf {
+			d.mu.Unlock()
+			return // the config changed meanwhile: the next round redoes it
+		}
+		st = d.finishStatusLocked(s, st)
+		changed := st.Avail != s.status.Avail || st.Overall != s.status.Overall
+		s.status = st
+		if full {
+			s.statusAt = now
+		}
+		s.monitorAt = now
+		d.mu.Unlock()
+		d.metrics.serviceStatus(name, st)
+		if changed {
+			d.emit(api.Event{Kind: "status", Service: name, Node: d.node.Local, Message: st.Avail.String()})
+		}
+	}()
+}
+
+// finishStatusLocked adds what only the daemon knows to an evaluation:
+// the config sync and heartbeat branches, and the frozen flag.
+func (d *Daemon) finishStatusLocked(s *service, st status.Service) status.Service {
+	rs := slices.DeleteFunc(slices.Clone(st.Resources), func(r status.Resource) bool { return r.Group == status.GroupSync || r.Group == status.GroupHB })
+	rs = append(rs, d.syncStatusLocked(s))
+	rs = append(rs, d.hbStatus()...)
+	out := status.Summarize(st.Name, rs)
+	out.Frozen = s.persist.Frozen
+	return out
+}
+
+// syncStatusLocked compares this node's config of s with what its other
+// nodes publish.
+func (d *Daemon) syncStatusLocked(s *service) status.Resource {
+	r := status.Resource{RID: action.SyncRID, Group: status.GroupSync, Type: "sync.config", Label: "svc config sync to nodes", Status: status.NA}
+	nodes := strings.Fields(s.conf.Keywords["nodes"])
+	snap := d.view.Snapshot()
+	var others, differ []string
+	for _, n := range nodes {
+		if n == d.node.Local {
+			continue
+		}
+		p := snap.Peers[n]
+		if p == nil || p.Dataset == nil || p.State == cluster.Lost {
+			continue
+		}
+		others = append(others, n)
+		if inst := p.Dataset.Services[s.name]; inst == nil || inst.Config.Sum != s.version.Sum {
+			differ = append(differ, n)
+		}
+	}
+	switch {
+	case len(others) == 0:
+	case len(differ) > 0:
+		r.Status = status.Warn
+		r.Log = []string{"config differs on " + strings.Join(differ, ", ")}
+	default:
+		r.Status = status.Up
+	}
+	if s.loadErr != nil {
+		r.Status = status.Warn
+		r.Log = append(r.Log, "local file does not validate; the last valid version is in force")
+	}
+	return r
+}
+
+// hbStatus draws the heartbeats under the hb branch.
+func (d *Daemon) hbStatus() []status.Resource {
+	snap := d.view.Snapshot()
+	var out []status.Resource
+	for _, hb := range d.node.Heartbeats {
+		r := status.Resource{RID: hb.Name, Group: status.GroupHB, Type: hb.Type, Status: status.Up}
+		var parts []string
+		stale := 0
+		for _, n := range d.node.Nodes {
+			p := snap.Peers[n]
+			if p == nil {
+				continue
+			}
+			seen := p.HB[hb.Name]
+			if seen == nil || seen.Stale || seen.LastBeat.IsZero() {
+				stale++
+				parts = append(parts, n+" stale")
+			} else {
+				parts = append(parts, n+" up")
+			}
+		}
+		if stale > 0 {
+			r.Status = status.Warn
+		}
+		r.Label = strings.TrimPrefix(hb.Type, "hb.") + ": " + strings.Join(parts, ", ")
+		out = append(out, r)
+	}
+	return out
+}
+
+func hasMonitored(c *config.Service) bool {
+	return slices.ContainsFunc(c.Resources, func(r *config.Resource) bool { return r.Monitor })
+}
+
+func duration(s string, def time.Duration) time.Duration {
+	if d, err := config.ParseDuration(s); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
+
+// Status implements api.Backend.
+func (d *Daemon) Status(context.Context) *api.ClusterStatus {
+	snap := d.view.Snapshot()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := &api.ClusterStatus{Cluster: d.node.Cluster, Local: d.node.Local, Nodes: d.node.Nodes,
+		Node: map[string]*api.NodeStatus{}, Rejects: snap.Rejects}
+	local := &api.NodeStatus{State: d.state, Since: d.started, Services: map[string]*cluster.ServiceInstance{}}
+	for name, s := range d.svcs {
+		local.Services[name] = d.instanceLocked(s)
+		local.Services[name].Config.Content = nil
+	}
+	st.Node[d.node.Local] = local
+	for name, p := range snap.Peers {
+		ns := &api.NodeStatus{State: p.State, Since: p.Since, HB: p.HB, Services: map[string]*cluster.ServiceInstance{}}
+		if p.Dataset != nil {
+			for svc, inst := range p.Dataset.Services {
+				cp := *inst
+				cp.Config.Content = nil
+				ns.Services[svc] = &cp
+			}
+		}
+		st.Node[name] = ns
+	}
+	return st
+}
+
+// Action implements api.Backend: an action on a local service, under the
+// same per-service lock svcmgr takes when it runs alone.
+func (d *Daemon) Action(ctx context.Context, name string, req api.ActionRequest, progress func(string)) error {
+	s, err := d.lookup(name)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	conf, loadErr := s.conf, s.loadErr
+	d.mu.Unlock()
+	if conf == nil {
+		return fmt.Errorf("service %s does not validate: %v", name, loadErr)
+	}
+	if req.Action != "start" && req.Action != "stop" {
+		return fmt.Errorf("unknown action %q: use start or stop", req.Action)
+	}
+	unlock, err := d.engine.Lock(ctx, name, req.Action, req.Wait)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	opts := action.Options{RIDs: req.RIDs, Progress: func(st action.Step) {
+		if line := action.FormatStep(st); line != "" {
+			progress(line)
+		}
+	}}
+	if req.Action == "start" {
+		err = d.engine.Start(ctx, conf, opts)
+	} else {
+		err = d.engine.Stop(ctx, conf, opts)
+	}
+	result := "ok"
+	if err != nil {
+		result = err.Error()
+	}
+	d.metrics.action(req.Action, err == nil)
+	d.mu.Lock()
+	s.persist.LastAction, s.persist.LastResult, s.persist.LastAt = req.Action, result, time.Now()
+	p := s.persist
+	s.statusAt = time.Time{} // re-evaluate now
+	d.mu.Unlock()
+	if perr := d.savePersisted(name, p); perr != nil {
+		d.log.Error("persist service state", "svc", name, "error", perr)
+	}
+	d.emit(api.Event{Kind: "action", Service: name, Node: d.node.Local, Message: req.Action + ": " + result})
+	return err
+}
+
+// ConfigGet implements api.Backend.
+func (d *Daemon) ConfigGet(_ context.Context, name string) ([]byte, error) {
+	s, err := d.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(s.path)
+}
+
+// ConfigSet implements api.Backend: the change is validated whole before
+// it is written; the new version then reaches the service's nodes.
+func (d *Daemon) ConfigSet(ctx context.Context, name string, kv []string) error {
+	s, err := d.lookup(name)
+	if err != nil {
+		return err
+	}
+	out, err := d.engine.SetKeywords(ctx, s.path, kv)
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			return fmt.Errorf("refused, nothing changed:\n%w", err)
+		}
+		return err
+	}
+	now := time.Now()
+	if err := action.WriteFileAtomic(s.path, out, 0o600, now); err != nil {
+		return err
+	}
+	d.loadService(ctx, name, s.path, now)
+	d.publish()
+	return nil
+}
+
+// ConfigCommit implements api.Backend: a hand-edited file is validated
+// and, when valid, becomes the version in force and is propagated.
+func (d *Daemon) ConfigCommit(ctx context.Context, name string) error {
+	s, err := d.lookup(name)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		return err
+	}
+	if _, err := d.engine.Parse(ctx, s.path, data); err != nil {
+		return fmt.Errorf("refused, the version in force stays:\n%w", err)
+	}
+	now := time.Now()
+	if err := os.Chtimes(s.path, now, now); err != nil {
+		return err
+	}
+	d.loadService(ctx, name, s.path, now)
+	d.publish()
+	return nil
+}
