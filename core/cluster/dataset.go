@@ -30,7 +30,9 @@ type Dataset struct {
 // ServiceInstance is one service as one node runs it.
 type ServiceInstance struct {
 	Status status.Service `json:"status"`
-	Frozen bool           `json:"frozen"`
+	// Type is the service's service_type keyword (DEV, PRD, ...).
+	Type   string `json:"type,omitempty"`
+	Frozen bool   `json:"frozen"`
 	// Nodes is the service's nodes keyword, as this node's config has it.
 	Nodes  []string      `json:"nodes"`
 	Config ConfigVersion `json:"config"`

@@ -115,6 +115,7 @@ func (d *Daemon) instanceLocked(s *service) *cluster.ServiceInstance {
 	inst := &cluster.ServiceInstance{Status: s.status, Frozen: s.persist.Frozen, Config: s.version}
 	if s.conf != nil {
 		inst.Nodes = strings.Fields(s.conf.Keywords["nodes"])
+		inst.Type = s.conf.Keywords["service_type"]
 	}
 	return inst
 }

@@ -1,5 +1,6 @@
 // Package view renders status data as the text the command-line tools print:
-// the print status tree of the seed tutorial, and indented JSON.
+// the print status tree of the seed tutorial, svcmon's tables, and indented
+// JSON.
 //
 // It only formats what it is given: it must not compute statuses (that is
 // core/status), call the daemon or read configs.
