@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"time"
+
 	"github.com/vigil-ha/vigil/core/status"
 )
 
@@ -33,6 +35,8 @@ type ServiceInstance struct {
 	// Type is the service's service_type keyword (DEV, PRD, ...).
 	Type   string `json:"type,omitempty"`
 	Frozen bool   `json:"frozen"`
+	// Updated is when the last full evaluation ended.
+	Updated time.Time `json:"updated"`
 	// Nodes is the service's nodes keyword, as this node's config has it.
 	Nodes  []string      `json:"nodes"`
 	Config ConfigVersion `json:"config"`

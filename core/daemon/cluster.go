@@ -112,7 +112,7 @@ func (d *Daemon) dataset() *cluster.Dataset {
 }
 
 func (d *Daemon) instanceLocked(s *service) *cluster.ServiceInstance {
-	inst := &cluster.ServiceInstance{Status: s.status, Frozen: s.persist.Frozen, Config: s.version}
+	inst := &cluster.ServiceInstance{Status: s.status, Frozen: s.persist.Frozen, Config: s.version, Updated: s.statusAt}
 	if s.conf != nil {
 		inst.Nodes = strings.Fields(s.conf.Keywords["nodes"])
 		inst.Type = s.conf.Keywords["service_type"]
