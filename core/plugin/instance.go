@@ -30,6 +30,7 @@ type instance struct {
 	client   *goplugin.Client
 	rpc      proto.ResourceDriverClient
 	hb       proto.HeartbeatClient
+	stonith  proto.StonithClient
 	infoVal  *Info
 	infoErr  error
 	started  int // processes started so far
@@ -80,7 +81,7 @@ func (i *instance) conn(ctx context.Context) (proto.ResourceDriverClient, error)
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig: sdk.Handshake,
 		VersionedPlugins: map[int]goplugin.PluginSet{
-			sdk.ProtocolVersion: {sdk.PluginKindResource: clientPlugin{}, sdk.PluginKindHeartbeat: clientPlugin{}},
+			sdk.ProtocolVersion: {sdk.PluginKindResource: clientPlugin{}, sdk.PluginKindHeartbeat: clientPlugin{}, sdk.PluginKindStonith: clientPlugin{}},
 		},
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
@@ -106,8 +107,20 @@ func (i *instance) conn(ctx context.Context) (proto.ResourceDriverClient, error)
 	i.client = client
 	i.rpc = proto.NewResourceDriverClient(conn)
 	i.hb = proto.NewHeartbeatClient(conn)
+	i.stonith = proto.NewStonithClient(conn)
 	i.started++
 	return i.rpc, nil
+}
+
+// stonithClient returns a live fencing client, starting the process when
+// needed.
+func (i *instance) stonithClient(ctx context.Context) (proto.StonithClient, error) {
+	if _, err := i.conn(ctx); err != nil {
+		return nil, err
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.stonith, nil
 }
 
 // heartbeat returns a live heartbeat client, starting the process when
@@ -140,11 +153,14 @@ func (i *instance) info(ctx context.Context) (Info, error) {
 	defer cancel()
 	resp, err := rpc.Info(ctx, &proto.InfoRequest{})
 	if grpcstatus.Code(err) == codes.Unimplemented {
-		// Not a resource plugin: a heartbeat one?
+		// Not a resource plugin: a heartbeat or a fencing one?
 		i.mu.Lock()
-		hb := i.hb
+		hb, st := i.hb, i.stonith
 		i.mu.Unlock()
 		resp, err = hb.Info(ctx, &proto.InfoRequest{})
+		if grpcstatus.Code(err) == codes.Unimplemented {
+			resp, err = st.Info(ctx, &proto.InfoRequest{})
+		}
 	}
 	if err != nil {
 		err = i.callError("info", err)
