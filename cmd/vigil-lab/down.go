@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// down removes everything a lab made, from its state and from the names
+// derived from the lab's name, so that it also cleans up after a crash of
+// `up` (even one before the state had a node count). It kills only the
+// processes recorded (pid and start time), never by name. Safe to run
+// twice: a lab with nothing left is not an error.
+func down(ctx context.Context, name string, w io.Writer) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	l, err := loadLab(name)
+	if errors.Is(err, ErrNoLab) {
+		l = newLab(name, 0)
+	} else if err != nil {
+		// A corrupt state: clean up from the names alone.
+		fmt.Fprintf(w, "warning: %v: cleaning up from the lab's names\n", err)
+		l = newLab(name, 0)
+	}
+	var problems []string
+	warn := func(format string, a ...any) {
+		msg := fmt.Sprintf(format, a...)
+		problems = append(problems, msg)
+		fmt.Fprintln(w, "warning: "+msg)
+	}
+
+	// Nodes: every nK directory, whatever the state says.
+	nodes, _ := filepath.Glob(l.path("nodes", "n*"))
+	for _, dir := range nodes {
+		node := filepath.Base(dir)
+		if p := readProc(l.initPidFile(node)); p != nil && !p.kill(syscall.SIGKILL, 10*time.Second) {
+			warn("%s: init %d survives SIGKILL", node, p.Pid)
+		}
+	}
+	if !l.Supervisor.stop(5 * time.Second) {
+		warn("supervisor %d survives", l.Supervisor.Pid)
+	}
+	bmcs, _ := filepath.Glob(l.path("bmc", "n*", "ipmi_sim.pid"))
+	for _, f := range bmcs {
+		if p := readProc(f); p != nil && !p.stop(2*time.Second) {
+			warn("ipmi_sim %d survives", p.Pid)
+		}
+	}
+	if !l.Loader.stop(20 * time.Second) {
+		warn("image loader dockerd %d survives", l.Loader.Pid)
+	}
+
+	// Mounts under the lab directory (the image loader's).
+	for _, m := range mountsUnder(l.dir()) {
+		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil {
+			warn("unmount %s: %v", m, err)
+		}
+	}
+
+	// Network namespaces: the switch's deletion takes the bridge and the
+	// switch ends of every veth with it.
+	nss, _ := filepath.Glob(filepath.Join("/run/netns", l.Name+"-*"))
+	for _, ns := range nss {
+		base := filepath.Base(ns)
+		suffix := strings.TrimPrefix(base, l.Name+"-")
+		if suffix != "sw" && suffix != "client" && !isNodeName(suffix) {
+			continue // another lab's ("lab-x…" is not ours)
+		}
+		if err := run(ctx, "ip", "netns", "del", base); err != nil {
+			warn("%v", err)
+		}
+	}
+
+	// Volume groups, then the loop devices (ours: backed by our files).
+	for _, svc := range []string{"registry", "busybox"} {
+		vg := l.vgName(svc)
+		if run(ctx, "vgs", vg) != nil {
+			continue
+		}
+		if err := run(ctx, "vgremove", "-q", "-f", vg); err != nil {
+			warn("%v", err)
+		}
+	}
+	files, _ := filepath.Glob(l.path("disks", "*.img"))
+	for _, f := range files {
+		for _, dev := range loopsOf(ctx, f) {
+			_ = run(ctx, "pvremove", "-q", "-ff", "-y", dev)
+			if err := run(ctx, "losetup", "-d", dev); err != nil {
+				warn("%v", err)
+			}
+		}
+	}
+	if err := os.RemoveAll(l.dir()); err != nil {
+		warn("remove %s: %v", l.dir(), err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("lab %s: %d thing(s) left behind (see the warnings)", name, len(problems))
+	}
+	fmt.Fprintf(w, "lab %s down\n", name)
+	return nil
+}
+
+func isNodeName(s string) bool {
+	return len(s) >= 2 && s[0] == 'n' && strings.Trim(s[1:], "0123456789") == ""
+}
+
+// loopsOf lists the loop devices backed by file.
+func loopsOf(ctx context.Context, file string) []string {
+	out, err := output(ctx, "losetup", "--noheadings", "--output", "NAME", "-j", file)
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(out)
+}
+
+// mountsUnder lists the host's mount points under dir, deepest first.
+func mountsUnder(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var ms []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		if t := unescapeMount(fields[4]); t == dir || strings.HasPrefix(t, dir+"/") {
+			ms = append(ms, t)
+		}
+	}
+	slices.Sort(ms)
+	slices.Reverse(ms)
+	return ms
+}

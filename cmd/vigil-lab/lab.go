@@ -1,0 +1,206 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// BaseDir holds one directory per lab: its state, disks, node directories
+// and BMC files. It is on the host's filesystem so that `down` finds
+// everything after a crash of the tool.
+const BaseDir = "/run/vigil-lab"
+
+// ErrNoLab is returned when a command names a lab that was never built.
+var ErrNoLab = errors.New("no such lab")
+
+var labNameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,7}$`)
+
+// checkName keeps lab names short: every host-global name (network
+// namespaces, volume groups, containerd namespaces) is derived from it.
+func checkName(name string) error {
+	if !labNameRE.MatchString(name) {
+		return fmt.Errorf("lab name %q: use 1 to 8 lower-case letters or digits, starting with a letter", name)
+	}
+	return nil
+}
+
+// Addresses within the lab's /24. The whole network lives in namespaces
+// (the bridge is in the lab's switch namespace), so no two labs, nor the
+// host, can clash even when two lab names hash to the same subnet.
+const (
+	hostRegistry = 50  // registry.opensvc.com
+	hostBusybox  = 51  // busybox.opensvc.com
+	hostBMCBase  = 100 // nK's BMC is .100+K
+	hostClient   = 200
+	hostSwitch   = 254 // the bridge's own address in the switch namespace
+	maxNodes     = 9
+)
+
+// Lab is the persistent description of one lab, saved as state.json in
+// its directory. Every resource the lab makes is recorded here before it is
+// made, so that `down` can remove it whatever happened in between.
+type Lab struct {
+	Name   string `json:"name"`
+	Nodes  int    `json:"nodes"`
+	Subnet string `json:"subnet"` // first three octets, e.g. "10.217.34"
+	BinDir string `json:"bin_dir"`
+
+	HBInterval string `json:"hb_interval"`
+	HBTimeout  string `json:"hb_timeout"`
+
+	Loops      []Loop   `json:"loops,omitempty"`
+	VGs        []string `json:"vgs,omitempty"`
+	Supervisor *Proc    `json:"supervisor,omitempty"`
+	Loader     *Proc    `json:"loader,omitempty"`
+
+	Cut map[string]Cut `json:"cut,omitempty"`
+}
+
+// Loop is a loop device over a file in the lab's disks directory.
+type Loop struct {
+	Role string `json:"role"` // hb, registry-root, busybox-pv, …
+	File string `json:"file"`
+	Dev  string `json:"dev,omitempty"`
+}
+
+// Cut says which links of a node are cut.
+type Cut struct {
+	Net  bool `json:"net,omitempty"`
+	Disk bool `json:"disk,omitempty"`
+}
+
+// Proc identifies a process the lab started: the start time guards
+// against killing an unrelated process that reused the pid.
+type Proc struct {
+	Pid   int    `json:"pid"`
+	Start uint64 `json:"start"`
+}
+
+func newLab(name string, nodes int) *Lab {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	sum := h.Sum32()
+	return &Lab{
+		Name:   name,
+		Nodes:  nodes,
+		Subnet: fmt.Sprintf("10.%d.%d", 200+sum%50, (sum>>8)%256),
+		Cut:    map[string]Cut{},
+	}
+}
+
+func (l *Lab) dir() string { return filepath.Join(BaseDir, l.Name) }
+func (l *Lab) path(elem ...string) string {
+	return filepath.Join(append([]string{l.dir()}, elem...)...)
+}
+func (l *Lab) nodeDir(node string) string { return l.path("nodes", node) }
+func (l *Lab) addr(host int) string       { return l.Subnet + "." + strconv.Itoa(host) }
+func (l *Lab) nodeAddr(k int) string      { return l.addr(k) }
+func (l *Lab) bmcAddr(k int) string       { return l.addr(hostBMCBase + k) }
+func (l *Lab) switchNS() string           { return l.Name + "-sw" }
+func (l *Lab) clientNS() string           { return l.Name + "-client" }
+func (l *Lab) nodeNS(node string) string  { return l.Name + "-" + node }
+func (l *Lab) nsPath(ns string) string    { return filepath.Join("/run/netns", ns) }
+func (l *Lab) bmcPassFile(node string) string {
+	return l.path("bmc", node+".pass")
+}
+
+// vgName is a service's volume group: VG names are global on the host,
+// so each lab has its own.
+func (l *Lab) vgName(svc string) string { return "vg" + svc + "-" + l.Name }
+
+func nodeName(k int) string { return "n" + strconv.Itoa(k) }
+
+func (l *Lab) nodeNames() []string {
+	names := make([]string, l.Nodes)
+	for k := 1; k <= l.Nodes; k++ {
+		names[k-1] = nodeName(k)
+	}
+	return names
+}
+
+// nodeIndex turns "n2" into 2, checking the node exists.
+func (l *Lab) nodeIndex(node string) (int, error) {
+	k, err := strconv.Atoi(strings.TrimPrefix(node, "n"))
+	if err != nil || !strings.HasPrefix(node, "n") || k < 1 || k > l.Nodes {
+		return 0, fmt.Errorf("no node %q in lab %s: nodes are %s", node, l.Name, strings.Join(l.nodeNames(), " "))
+	}
+	return k, nil
+}
+
+// nodeMAC is fixed per node, as a real NIC's: after a power cycle the
+// peers' ARP caches are still right.
+func (l *Lab) nodeMAC(k int) string {
+	h := fnv.New32a()
+	h.Write([]byte(l.Name))
+	s := h.Sum32()
+	return fmt.Sprintf("02:%02x:%02x:%02x:00:%02x", byte(s>>16), byte(s>>8), byte(s), k)
+}
+
+func (l *Lab) loop(role string) *Loop {
+	for i := range l.Loops {
+		if l.Loops[i].Role == role {
+			return &l.Loops[i]
+		}
+	}
+	return nil
+}
+
+func (l *Lab) loopDev(role string) string {
+	if lp := l.loop(role); lp != nil {
+		return lp.Dev
+	}
+	return ""
+}
+
+// save writes state.json atomically.
+func (l *Lab) save() error {
+	b, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(l.dir(), 0o700); err != nil {
+		return fmt.Errorf("create the lab directory: %w", err)
+	}
+	tmp := l.path("state.json.tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write the lab state: %w", err)
+	}
+	return os.Rename(tmp, l.path("state.json"))
+}
+
+// loadLab reads a lab's state.json.
+func loadLab(name string) (*Lab, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(BaseDir, name, "state.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s (no %s; build it with `vigil-lab up --name %s`)", ErrNoLab, name, filepath.Join(BaseDir, name, "state.json"), name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the lab state: %w", err)
+	}
+	l := &Lab{}
+	if err := json.Unmarshal(b, l); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", filepath.Join(BaseDir, name, "state.json"), err)
+	}
+	if l.Cut == nil {
+		l.Cut = map[string]Cut{}
+	}
+	return l, nil
+}
+
+// writeFile writes a small file, creating its directory.
+func writeFile(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, mode)
+}

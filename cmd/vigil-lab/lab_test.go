@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// labTool builds vigil-lab alone into a temporary directory: with no
+// vigild beside it the nodes run none, so the test sees the lab itself.
+func labTool(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (namespaces, loop devices, mounts, LVM)")
+	}
+	for _, tool := range []string{"ipmi_sim", "ipmitool", "dockerd", "docker", "nsenter", "vgcreate", "mkfs.ext4", "docker-registry", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s in PATH (run make deps)", tool)
+		}
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("needs /bin/busybox (busybox-static; run make deps)")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", dir+"/", ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build vigil-lab: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "vigil-lab")
+}
+
+type labRunner struct {
+	t    *testing.T
+	tool string
+	name string
+}
+
+// run runs vigil-lab and returns its output and exit code.
+func (r labRunner) run(args ...string) (string, int) {
+	r.t.Helper()
+	cmd := exec.Command(r.tool, append([]string{"--name", r.name}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return out.String(), exit.ExitCode()
+	}
+	if err != nil {
+		r.t.Fatalf("vigil-lab %v: %v", args, err)
+	}
+	return out.String(), 0
+}
+
+func (r labRunner) must(args ...string) string {
+	r.t.Helper()
+	out, code := r.run(args...)
+	if code != 0 {
+		r.t.Fatalf("vigil-lab %v: exit %d\n%s", args, code, out)
+	}
+	return out
+}
+
+func (r labRunner) status() Status {
+	r.t.Helper()
+	var st Status
+	if err := json.Unmarshal([]byte(r.must("status", "--format", "json")), &st); err != nil {
+		r.t.Fatal(err)
+	}
+	return st
+}
+
+// pidsInNamespace lists the host's processes in the pid namespace of pid.
+func pidsInNamespace(pid int) []string {
+	ns, err := os.Readlink("/proc/" + itoa(pid) + "/ns/pid")
+	if err != nil {
+		return nil
+	}
+	var pids []string
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		if l, err := os.Readlink(d + "/ns/pid"); err == nil && l == ns {
+			pids = append(pids, filepath.Base(d))
+		}
+	}
+	return pids
+}
+
+func TestLab_UpPowerCycleDown(t *testing.T) {
+	r := labRunner{t: t, tool: labTool(t), name: "vt" + randomHex(3)}
+	t.Cleanup(func() {
+		if _, err := os.Stat(filepath.Join(BaseDir, r.name)); err == nil {
+			if out, code := r.run("down"); code != 0 {
+				t.Errorf("cleanup: down: exit %d\n%s", code, out)
+			}
+		}
+	})
+	t0 := time.Now()
+	t.Log(r.must("up", "--nodes", "2"))
+	t.Logf("up in %s", time.Since(t0).Round(time.Millisecond))
+
+	st := r.status()
+	if len(st.Nodes) != 2 || st.Nodes[0].Power != "on" || st.Nodes[1].Power != "on" {
+		t.Fatalf("after up: %+v", st.Nodes)
+	}
+	for _, n := range st.Nodes {
+		if got := strings.TrimSpace(r.must("exec", n.Name, "--", "hostname")); got != n.Name {
+			t.Errorf("hostname in %s: %q", n.Name, got)
+		}
+		if out := r.must("exec", n.Name, "--", "ip", "-4", "-o", "addr", "show", "eth0"); !strings.Contains(out, n.Address+"/24") {
+			t.Errorf("%s's eth0 lacks %s: %s", n.Name, n.Address, out)
+		}
+		if out := r.must("exec", n.Name, "--", "cat", "/etc/vigil/cluster.conf"); !strings.Contains(out, "[stonith#n2]") {
+			t.Errorf("%s's /etc/vigil/cluster.conf: %s", n.Name, out)
+		}
+	}
+	n2 := st.Nodes[1]
+	r.must("exec", "n1", "--", "busybox", "ping", "-c1", "-W2", n2.Address)
+	if _, code := r.run("exec", "n2", "--", "sh", "-c", "exit 3"); code != 3 {
+		t.Errorf("exec exit code: %d, want 3", code)
+	}
+
+	// Cut: n2 loses the network and sees an empty heartbeat disk; heal
+	// gives both back.
+	hb := st.HBDev
+	r.must("cut", "n2", "--link", "all")
+	if _, code := r.run("exec", "n1", "--", "busybox", "ping", "-c1", "-W1", n2.Address); code == 0 {
+		t.Error("n2 answers with its links cut")
+	}
+	if got := strings.TrimSpace(r.must("exec", "n2", "--", "blockdev", "--getsize64", hb)); got != "0" {
+		t.Errorf("n2 sees %s bytes of the cut heartbeat disk", got)
+	}
+	if got := strings.TrimSpace(r.must("exec", "n1", "--", "blockdev", "--getsize64", hb)); got == "0" {
+		t.Error("n1 lost the heartbeat disk when n2's was cut")
+	}
+	r.must("heal", "n2")
+	r.must("exec", "n1", "--", "busybox", "ping", "-c1", "-W2", n2.Address)
+	if got := strings.TrimSpace(r.must("exec", "n2", "--", "blockdev", "--getsize64", hb)); got == "0" {
+		t.Error("n2 still sees an empty heartbeat disk after heal")
+	}
+
+	// Something long-lived on n2, as a daemon would be.
+	r.must("exec", "n2", "--", "sh", "-c", "setsid busybox sleep 600 </dev/null >/dev/null 2>&1 &")
+	before := pidsInNamespace(n2.InitPid)
+	if len(before) < 2 {
+		t.Fatalf("n2 runs %v, want its init and a sleep", before)
+	}
+
+	out := r.must("poweroff", "n2")
+	t.Log(strings.TrimSpace(out))
+	for _, pid := range before {
+		if _, err := os.Stat("/proc/" + pid + "/ns"); err == nil {
+			if start, zombie, err := procStart(atoi(pid)); err == nil && !zombie && start > 0 {
+				t.Errorf("process %s of n2 survives the power-off", pid)
+			}
+		}
+	}
+	if p := r.status().Nodes[1]; p.Power != "off" || p.InitPid != 0 {
+		t.Errorf("after poweroff: %+v", p)
+	}
+	if _, code := r.run("exec", "n1", "--", "busybox", "ping", "-c1", "-W1", n2.Address); code == 0 {
+		t.Errorf("%s still answers after n2's power-off", n2.Address)
+	}
+	if _, code := r.run("exec", "n2", "--", "true"); code == 0 {
+		t.Error("exec in a powered-off node succeeds")
+	}
+
+	t.Log(strings.TrimSpace(r.must("poweron", "n2")))
+	if p := r.status().Nodes[1]; p.Power != "on" || p.InitPid == 0 || p.InitPid == n2.InitPid {
+		t.Errorf("after poweron: %+v", p)
+	}
+	r.must("exec", "n1", "--", "busybox", "ping", "-c1", "-W2", n2.Address)
+	if got := strings.TrimSpace(r.must("exec", "n2", "--", "hostname")); got != "n2" {
+		t.Errorf("hostname after power-on: %q", got)
+	}
+
+	// What down must remove, read before it runs.
+	l, err := loadLab(r.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := []*Proc{l.Supervisor, readProc(l.initPidFile("n1")), readProc(l.initPidFile("n2")),
+		readProc(l.bmcPidFile("n1")), readProc(l.bmcPidFile("n2"))}
+	t.Log(r.must("down"))
+	for _, p := range procs {
+		if p.alive() {
+			t.Errorf("process %d survives down", p.Pid)
+		}
+	}
+	if nss, _ := filepath.Glob("/run/netns/" + r.name + "-*"); len(nss) > 0 {
+		t.Errorf("network namespaces left: %v", nss)
+	}
+	for _, lp := range l.Loops {
+		// A loop device still held by a dying mount namespace is
+		// detached lazily: give it a moment.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			out, _ := exec.Command("losetup", "--noheadings", "--output", "BACK-FILE", lp.Dev).Output()
+			if !strings.Contains(string(out), lp.File) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("loop device %s (%s) left", lp.Dev, lp.File)
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for _, vg := range l.VGs {
+		if exec.Command("vgs", vg).Run() == nil {
+			t.Errorf("volume group %s left", vg)
+		}
+	}
+	if _, err := os.Stat(l.dir()); err == nil {
+		t.Errorf("%s left", l.dir())
+	}
+	if out, code := r.run("down"); code != 0 {
+		t.Errorf("second down: exit %d\n%s", code, out)
+	}
+}
+
+func atoi(s string) int {
+	var i int
+	for _, c := range s {
+		i = i*10 + int(c-'0')
+	}
+	return i
+}

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A node is a network namespace (/run/netns/<lab>-nK, its eth0 a veth to
+// the switch's bridge) and a long-lived init process, `vigil-lab
+// node-init`, that is pid 1 of a new pid, mount and uts namespace inside
+// it. Powering a node off kills that init (the kernel then kills every
+// process of the pid namespace: vigild, plugins, docker daemons,
+// containers; the mount namespace and its mounts go with the last of them)
+// and deletes the network namespace (its addresses go with it). Powering
+// it on builds both again.
+
+// Service bridges created in every node for the services' private docker
+// daemons (their docker_daemon_args name them): one per service, so that
+// two daemons never share a bridge and hand out the same container
+// address. Not --bridge=none: dockerd 20.10 then deletes docker0.
+var serviceBridges = []struct{ name, cidr string }{
+	{"vlreg0", "172.30.1.1/24"},
+	{"vlbb0", "172.30.2.1/24"},
+}
+
+func (l *Lab) initPidFile(node string) string { return filepath.Join(l.nodeDir(node), "init.pid") }
+
+// nodeInit is the node's running init, or nil when the node is off.
+func (l *Lab) nodeInit(node string) *Proc {
+	p := readProc(l.initPidFile(node))
+	if !p.alive() {
+		return nil
+	}
+	return p
+}
+
+// bootNode powers a node on: fresh network namespace and veth, then the
+// init. It returns at once; the init starts vigild by itself.
+func (l *Lab) bootNode(ctx context.Context, k int) error {
+	node := nodeName(k)
+	if l.nodeInit(node) != nil {
+		return nil
+	}
+	ns := l.nodeNS(node)
+	sw := l.switchNS()
+	_ = run(ctx, "ip", "-n", sw, "link", "del", node)
+	_ = run(ctx, "ip", "netns", "del", ns)
+	steps := [][]string{
+		{"netns", "add", ns},
+		{"-n", sw, "link", "add", node, "type", "veth", "peer", "name", "eth0", "address", l.nodeMAC(k), "netns", ns},
+		{"-n", sw, "link", "set", node, "master", "br0"},
+		{"-n", ns, "addr", "add", l.nodeAddr(k) + "/24", "dev", "eth0"},
+		{"-n", ns, "link", "set", "eth0", "up"},
+		{"-n", ns, "link", "set", "lo", "up"},
+	}
+	if !l.Cut[node].Net {
+		steps = append(steps, []string{"-n", sw, "link", "set", node, "up"})
+	}
+	for _, s := range steps {
+		if err := run(ctx, "ip", s...); err != nil {
+			return fmt.Errorf("power on %s: %w", node, err)
+		}
+	}
+	self, err := selfPath()
+	if err != nil {
+		return err
+	}
+	console, err := os.OpenFile(filepath.Join(l.nodeDir(node), "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("power on %s: %w", node, err)
+	}
+	defer console.Close()
+	fmt.Fprintf(console, "=== %s power on\n", time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(self, "node-init", "--name", l.Name, "--node", node)
+	cmd.Stdout, cmd.Stderr = console, console
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setsid:     true,
+		Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS,
+	}
+	if err := startInNetns(l.nsPath(ns), cmd); err != nil {
+		return fmt.Errorf("power on %s: start its init: %w", node, err)
+	}
+	// Not waited for: the lab supervisor, a subreaper above whoever
+	// powered the node on, reaps it when it dies.
+	return writeProc(l.initPidFile(node), procOf(cmd.Process.Pid))
+}
+
+// haltNode powers a node off: SIGKILL to its init, then its network
+// namespace removed. It returns when the node's processes are gone and
+// its address no longer answers.
+func (l *Lab) haltNode(ctx context.Context, k int) error {
+	node := nodeName(k)
+	if p := readProc(l.initPidFile(node)); p != nil {
+		if !p.kill(syscall.SIGKILL, 10*time.Second) {
+			return fmt.Errorf("power off %s: init %d still runs 10s after SIGKILL", node, p.Pid)
+		}
+	}
+	_ = os.Remove(l.initPidFile(node))
+	// Deleting the switch side removes eth0 with it at once; the
+	// namespace itself is freed by the kernel in the background.
+	_ = run(ctx, "ip", "-n", l.switchNS(), "link", "del", node)
+	if err := run(ctx, "ip", "netns", "del", l.nodeNS(node)); err != nil && fileExists(l.nsPath(l.nodeNS(node))) {
+		return fmt.Errorf("power off %s: %w", node, err)
+	}
+	return nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+func selfPath() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find the vigil-lab binary: %w", err)
+	}
+	return filepath.EvalSymlinks(exe)
+}
+
+// nodeInit runs as pid 1 of a node: it makes the node's mount namespace
+// its own, sets the hostname, mounts the node's directories on the usual
+// paths, starts vigild (restarting it when it dies, as a service manager
+// would) and reaps orphans until it is killed.
+func runNodeInit(l *Lab, node string) error {
+	k, err := l.nodeIndex(node)
+	if err != nil {
+		return err
+	}
+	if os.Getpid() != 1 {
+		return errors.New("node-init runs as pid 1 of a node (vigil-lab starts it)")
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make / private: %w", err)
+	}
+	// The copied mount table holds the host's namespace files
+	// (/run/netns/*, docker's): they would keep the other nodes' network
+	// namespaces, and so their addresses, alive after a power-off.
+	if err := dropNsfsMounts(); err != nil {
+		return err
+	}
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount /proc: %w", err)
+	}
+	if err := unix.Sethostname([]byte(node)); err != nil {
+		return fmt.Errorf("set the hostname: %w", err)
+	}
+	dir := l.nodeDir(node)
+	binds := [][2]string{
+		{filepath.Join(dir, "etc"), "/etc/vigil"},
+		{filepath.Join(dir, "lib"), "/var/lib/vigil"},
+		{filepath.Join(dir, "run"), "/run/vigil"},
+		{l.path("hosts"), "/etc/hosts"},
+	}
+	for _, b := range binds {
+		if err := bindMount(b[0], b[1]); err != nil {
+			return err
+		}
+	}
+	// Hide the host's container runtime so that a docker daemon started
+	// here runs its own containerd, inside the node, and dies with it.
+	for _, d := range []string{"/run/containerd", "/run/docker"} {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			if err := unix.Mount("tmpfs", d, "tmpfs", 0, "mode=0711"); err != nil {
+				return fmt.Errorf("hide %s: %w", d, err)
+			}
+		}
+	}
+	if fileExists("/run/docker.sock") {
+		_ = unix.Mount("/dev/null", "/run/docker.sock", "", unix.MS_BIND, "")
+	}
+	if own, shared := l.loopDev("hb-"+node), l.loopDev("hb"); own != "" && shared != "" {
+		if err := bindMount(own, shared); err != nil {
+			return err
+		}
+	}
+	for _, b := range serviceBridges {
+		for _, s := range [][]string{
+			{"link", "add", b.name, "type", "bridge"},
+			{"addr", "add", b.cidr, "dev", b.name},
+			{"link", "set", b.name, "up"},
+		} {
+			if err := run(context.Background(), "ip", s...); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Printf("%s: %s up, address %s\n", time.Now().Format(time.RFC3339Nano), node, l.nodeAddr(k))
+	return superviseVigild(l, node)
+}
+
+func bindMount(src, dst string) error {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("bind %s: %w", src, err)
+	}
+	if fi.IsDir() {
+		// The mount point is made on the host's filesystem when missing
+		// (an empty directory, left there).
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", dst, err)
+		}
+	}
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s on %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+func dropNsfsMounts() error {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var targets []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// mountinfo: ID PARENT MAJ:MIN ROOT TARGET OPTS ... - FSTYPE SRC SUPEROPTS
+		fields := strings.Fields(sc.Text())
+		sep := slices.Index(fields, "-")
+		if sep < 0 || sep+1 >= len(fields) || len(fields) < 5 {
+			continue
+		}
+		if fields[sep+1] == "nsfs" {
+			targets = append(targets, unescapeMount(fields[4]))
+		}
+	}
+	for _, t := range targets {
+		if err := unix.Unmount(t, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("unmount %s: %w", t, err)
+		}
+	}
+	return sc.Err()
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var c byte
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%o", &c); err == nil {
+				b.WriteByte(c)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// superviseVigild starts vigild when the lab's bin directory has one, and
+// restarts it a second after it dies; it reaps every other child that
+// ends up here. It never returns: the node lives until its init is killed.
+func superviseVigild(l *Lab, node string) error {
+	vigild := filepath.Join(l.BinDir, "vigild")
+	logPath := filepath.Join(l.nodeDir(node), "vigild.log")
+	start := func() int {
+		if _, err := os.Stat(vigild); err != nil {
+			fmt.Printf("warning: no %s: the node runs without vigild\n", vigild)
+			return 0
+		}
+		logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Printf("vigild log: %v\n", err)
+			return 0
+		}
+		defer logf.Close()
+		cmd := exec.Command(vigild)
+		cmd.Dir = "/"
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.Env = append(os.Environ(), "PATH="+l.BinDir+":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+		if err := cmd.Start(); err != nil {
+			fmt.Printf("start vigild: %v\n", err)
+			return 0
+		}
+		fmt.Printf("%s: vigild started, pid %d in the node\n", time.Now().Format(time.RFC3339Nano), cmd.Process.Pid)
+		return cmd.Process.Pid
+	}
+	vpid := start()
+	restart := make(<-chan time.Time)
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == nil && pid > 0 {
+			if pid == vpid {
+				fmt.Printf("%s: vigild exited (%v); restart in 1s\n", time.Now().Format(time.RFC3339Nano), ws)
+				vpid = 0
+				restart = time.After(time.Second)
+			}
+			continue
+		}
+		select {
+		case <-restart:
+			vpid = start()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newRootCmd() *cobra.Command {
+	var name string
+	root := &cobra.Command{
+		Use:           "vigil-lab",
+		Short:         "Build and drive a lab of Vigil cluster nodes on this host (root)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&name, "name", "lab", "lab name (1-8 lower-case letters or digits); every host-wide name derives from it")
+	lab := func() (*Lab, error) { return loadLab(name) }
+
+	root.AddCommand(
+		newUpCmd(&name),
+		&cobra.Command{
+			Use:   "down",
+			Short: "Remove everything the lab made (safe to run twice, and after a crash)",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return down(cmd.Context(), name, cmd.OutOrStdout())
+			},
+		},
+		newStatusCmd(lab),
+		newExecCmd(lab),
+		newPowerCmd(lab, false),
+		newPowerCmd(lab, true),
+		newCutCmd(lab),
+		&cobra.Command{
+			Use:   "heal NODE",
+			Short: "Restore every link of a node",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				l, err := lab()
+				if err != nil {
+					return err
+				}
+				return l.setCut(cmd.Context(), args[0], Cut{})
+			},
+		},
+		// Hidden: the lab's own processes.
+		&cobra.Command{
+			Use: "node-init", Hidden: true, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				l, err := lab()
+				if err != nil {
+					return err
+				}
+				node, _ := cmd.Flags().GetString("node")
+				return runNodeInit(l, node)
+			},
+		},
+		&cobra.Command{
+			Use: "supervise", Hidden: true, Args: cobra.NoArgs,
+			RunE: func(*cobra.Command, []string) error {
+				l, err := lab()
+				if err != nil {
+					return err
+				}
+				return runSupervisor(l)
+			},
+		},
+		&cobra.Command{
+			Use: "bmc-control", Hidden: true,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				l, err := lab()
+				if err != nil {
+					return err
+				}
+				node, _ := cmd.Flags().GetString("node")
+				return runBMCControl(cmd.Context(), l, node, args)
+			},
+		},
+	)
+	for _, c := range root.Commands() {
+		if c.Name() == "node-init" || c.Name() == "bmc-control" {
+			c.Flags().String("node", "", "node name")
+		}
+	}
+	return root
+}
+
+func newUpCmd(name *string) *cobra.Command {
+	cfg := upConfig{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Build a lab: nodes, network, shared disks, BMCs, images, services",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Name = *name
+			t0 := time.Now()
+			_, err := up(cmd.Context(), cfg, cmd.OutOrStdout())
+			if err != nil {
+				return fmt.Errorf("%w\n(what was made is recorded: `vigil-lab down --name %s` removes it)", err, *name)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "up in %.1fs\n", time.Since(t0).Seconds())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Nodes, "nodes", 2, "number of nodes (n1 … nN)")
+	f.DurationVar(&cfg.HBInterval, "hb-interval", 500*time.Millisecond, "heartbeat interval written in cluster.conf")
+	f.DurationVar(&cfg.HBTimeout, "hb-timeout", 2*time.Second, "heartbeat timeout written in cluster.conf")
+	f.BoolVar(&cfg.Images, "images", true, "build the lab images and load them into the services' data roots")
+	f.BoolVar(&cfg.Services, "services", true, "install the seed's two services in every node's /etc/vigil")
+	return cmd
+}
+
+func newPowerCmd(lab func() (*Lab, error), on bool) *cobra.Command {
+	use, short := "poweroff NODE", "Power a node off through its BMC (ipmitool): everything on it dies"
+	if on {
+		use, short = "poweron NODE", "Power a node on through its BMC (ipmitool): fresh namespaces, vigild started"
+	}
+	return &cobra.Command{
+		Use: use, Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := lab()
+			if err != nil {
+				return err
+			}
+			k, err := l.nodeIndex(args[0])
+			if err != nil {
+				return err
+			}
+			d, err := l.power(cmd.Context(), k, on)
+			if err != nil {
+				return err
+			}
+			state := "off"
+			if on {
+				state = "on"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s powered %s through its BMC %s in %s\n", args[0], state, l.bmcAddr(k), d.Round(time.Millisecond))
+			return nil
+		},
+	}
+}
+
+func newCutCmd(lab func() (*Lab, error)) *cobra.Command {
+	var link string
+	cmd := &cobra.Command{
+		Use:   "cut NODE",
+		Short: "Cut a node's links: net (its switch port down), disk (heartbeat disk unreadable in the node), all",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := lab()
+			if err != nil {
+				return err
+			}
+			c := l.Cut[args[0]]
+			switch link {
+			case "net":
+				c.Net = true
+			case "disk":
+				c.Disk = true
+			case "all":
+				c.Net, c.Disk = true, true
+			default:
+				return fmt.Errorf("--link %q: use net, disk or all", link)
+			}
+			return l.setCut(cmd.Context(), args[0], c)
+		},
+	}
+	cmd.Flags().StringVar(&link, "link", "all", "net, disk or all")
+	return cmd
+}
+
+func newExecCmd(lab func() (*Lab, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:   "exec NODE -- CMD [ARG...]",
+		Short: "Run a command in a node (its namespaces); stdio attached, exit code passed through",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := lab()
+			if err != nil {
+				return err
+			}
+			if _, err := l.nodeIndex(args[0]); err != nil {
+				return err
+			}
+			init := l.nodeInit(args[0])
+			if init == nil {
+				return fmt.Errorf("%s is powered off: `vigil-lab poweron %s`", args[0], args[0])
+			}
+			nsenter, err := exec.LookPath("nsenter")
+			if err != nil {
+				return err
+			}
+			argv := []string{"nsenter", "--target", fmt.Sprint(init.Pid), "--net", "--mount", "--uts", "--pid"}
+			if wd, err := os.Getwd(); err == nil {
+				argv = append(argv, "--wd="+wd)
+			}
+			argv = append(argv, "--")
+			argv = append(argv, args[1:]...)
+			env := os.Environ()
+			env = append(env, "PATH="+l.BinDir+":"+os.Getenv("PATH"))
+			// Replaces vigil-lab: stdio, signals and the exit code are the
+			// command's own.
+			return syscall.Exec(nsenter, argv, env)
+		},
+	}
+}
+
+// NodeStatus is one node in `vigil-lab status`.
+type NodeStatus struct {
+	Name      string `json:"name"`
+	Power     string `json:"power"` // what its BMC says: on, off, unknown
+	Address   string `json:"address"`
+	MAC       string `json:"mac"`
+	BMC       string `json:"bmc"`
+	InitPid   int    `json:"init_pid,omitempty"`
+	VigildPid int    `json:"vigild_pid,omitempty"`
+	CutNet    bool   `json:"cut_net,omitempty"`
+	CutDisk   bool   `json:"cut_disk,omitempty"`
+}
+
+// Status is `vigil-lab status --format json`.
+type Status struct {
+	Name     string            `json:"name"`
+	Subnet   string            `json:"subnet"`
+	Switch   string            `json:"switch_netns"`
+	Client   string            `json:"client"`
+	ClientNS string            `json:"client_netns"`
+	Services map[string]string `json:"services"`
+	Nodes    []NodeStatus      `json:"nodes"`
+	Disks    []Loop            `json:"disks"`
+	VGs      []string          `json:"vgs"`
+	HBDev    string            `json:"hb_dev"`
+	Dir      string            `json:"dir"`
+}
+
+func newStatusCmd(lab func() (*Lab, error)) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the lab: nodes, power (asked of the BMCs), addresses, vigild, disks",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := lab()
+			if err != nil {
+				return err
+			}
+			st := l.status(cmd)
+			w := cmd.OutOrStdout()
+			if format == "json" {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			fmt.Fprintf(w, "lab %s  %s.0/24 (switch netns %s, client %s in netns %s)  %s\n\n", st.Name, st.Subnet, st.Switch, st.Client, st.ClientNS, st.Dir)
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NODE\tPOWER\tADDRESS\tBMC\tINIT\tVIGILD\tCUT")
+			for _, n := range st.Nodes {
+				cut := "-"
+				switch {
+				case n.CutNet && n.CutDisk:
+					cut = "net,disk"
+				case n.CutNet:
+					cut = "net"
+				case n.CutDisk:
+					cut = "disk"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Power, n.Address, n.BMC, pidOr(n.InitPid), pidOr(n.VigildPid), cut)
+			}
+			tw.Flush()
+			fmt.Fprintf(w, "\nservices: registry.opensvc.com %s, busybox.opensvc.com %s\nheartbeat disk: %s   volume groups: %s\n",
+				st.Services["registry.opensvc.com"], st.Services["busybox.opensvc.com"], st.HBDev, strings.Join(st.VGs, " "))
+			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "DISK\tDEVICE\tFILE")
+			for _, d := range st.Disks {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Role, d.Dev, d.File)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "text", "text or json")
+	return cmd
+}
+
+func pidOr(pid int) string {
+	if pid == 0 {
+		return "-"
+	}
+	return fmt.Sprint(pid)
+}
+
+func (l *Lab) status(cmd *cobra.Command) Status {
+	st := Status{
+		Name: l.Name, Subnet: l.Subnet, Switch: l.switchNS(), Client: l.addr(hostClient), ClientNS: l.clientNS(),
+		Services: map[string]string{"registry.opensvc.com": l.addr(hostRegistry), "busybox.opensvc.com": l.addr(hostBusybox)},
+		Disks:    l.Loops, VGs: l.VGs, HBDev: l.loopDev("hb"), Dir: l.dir(),
+	}
+	for k := 1; k <= l.Nodes; k++ {
+		node := nodeName(k)
+		n := NodeStatus{
+			Name: node, Power: l.powerState(cmd.Context(), k), Address: l.nodeAddr(k), MAC: l.nodeMAC(k),
+			BMC: l.bmcAddr(k), CutNet: l.Cut[node].Net, CutDisk: l.Cut[node].Disk,
+		}
+		if p := l.nodeInit(node); p != nil {
+			n.InitPid = p.Pid
+			n.VigildPid = childNamed(p.Pid, "vigild")
+		}
+		st.Nodes = append(st.Nodes, n)
+	}
+	return st
+}
+
+// childNamed is the host pid of pid's child whose command is comm.
+func childNamed(pid int, comm string) int {
+	// Each thread has its own list: a Go parent forks from any of them.
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var kids []string
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil {
+			kids = append(kids, strings.Fields(string(b))...)
+		}
+	}
+	for _, c := range kids {
+		if name, err := os.ReadFile("/proc/" + c + "/comm"); err == nil && strings.TrimSpace(string(name)) == comm {
+			var p int
+			fmt.Sscan(c, &p)
+			return p
+		}
+	}
+	return 0
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// upConfig is what `vigil-lab up` takes.
+type upConfig struct {
+	Name       string
+	Nodes      int
+	HBInterval time.Duration
+	HBTimeout  time.Duration
+	Images     bool // build and load the lab images into the services' data roots
+	Services   bool // install the seed's services in every node's /etc/vigil
+}
+
+// disks are the lab's shared loop devices: a heartbeat disk and, per seed
+// service, a small PV for its volume group and one disk per filesystem.
+var disks = []struct {
+	role string
+	size int64 // MiB
+	ext4 bool
+}{
+	{"hb", 8, false},
+	{"registry-pv", 8, false},
+	{"registry-root", 32, true},
+	{"registry-docker", 256, true},
+	{"registry-data", 128, true},
+	{"busybox-pv", 8, false},
+	{"busybox-root", 32, true},
+	{"busybox-data", 192, true},
+}
+
+// up builds a lab. On failure it leaves what it made recorded in the
+// state, for `down`.
+func up(ctx context.Context, cfg upConfig, w io.Writer) (*Lab, error) {
+	if err := checkName(cfg.Name); err != nil {
+		return nil, err
+	}
+	if cfg.Nodes < 1 || cfg.Nodes > maxNodes {
+		return nil, fmt.Errorf("--nodes %d: use 1 to %d", cfg.Nodes, maxNodes)
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("vigil-lab needs root (namespaces, loop devices, mounts)")
+	}
+	for _, tool := range []string{"ip", "nsenter", "losetup", "mkfs.ext4", "vgcreate", "ipmi_sim", "ipmitool", "dockerd", "docker"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("%s not found: run `make deps`", tool)
+		}
+	}
+	if fileExists(filepath.Join(BaseDir, cfg.Name, "state.json")) {
+		return nil, fmt.Errorf("lab %s exists: `vigil-lab down --name %s` first", cfg.Name, cfg.Name)
+	}
+	self, err := selfPath()
+	if err != nil {
+		return nil, err
+	}
+	l := newLab(cfg.Name, cfg.Nodes)
+	l.BinDir = filepath.Dir(self)
+	l.HBInterval, l.HBTimeout = fmtDuration(cfg.HBInterval), fmtDuration(cfg.HBTimeout)
+	if err := l.save(); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	step := func(format string, a ...any) {
+		fmt.Fprintf(w, "[%6.2fs] %s\n", time.Since(t0).Seconds(), fmt.Sprintf(format, a...))
+	}
+
+	step("network %s.0/24 in namespace %s", l.Subnet, l.switchNS())
+	if err := l.buildSwitch(ctx); err != nil {
+		return l, err
+	}
+	step("shared disks")
+	if err := l.buildDisks(ctx); err != nil {
+		return l, err
+	}
+	if cfg.Images {
+		for _, s := range []struct{ svc, disk string }{{"registry", "registry-docker"}, {"busybox", "busybox-data"}} {
+			step("image of %s loaded into its data root on %s", s.svc, l.loopDev(s.disk))
+			if err := l.loadImage(ctx, s.svc, s.disk); err != nil {
+				return l, err
+			}
+		}
+	}
+	step("BMCs")
+	for k := 1; k <= l.Nodes; k++ {
+		if err := l.writeBMC(k, self); err != nil {
+			return l, err
+		}
+	}
+	if err := l.writeNodeFiles(cfg.Services); err != nil {
+		return l, err
+	}
+	if err := l.startSupervisor(ctx, self); err != nil {
+		return l, err
+	}
+	if !fileExists(filepath.Join(l.BinDir, "vigild")) {
+		fmt.Fprintf(w, "warning: no %s: the nodes run without vigild (build it, then power the nodes off and on)\n", filepath.Join(l.BinDir, "vigild"))
+	}
+	for k := 1; k <= l.Nodes; k++ {
+		d, err := l.power(ctx, k, true)
+		if err != nil {
+			return l, err
+		}
+		step("%s powered on through its BMC %s (%s)", nodeName(k), l.bmcAddr(k), d.Round(time.Millisecond))
+	}
+	step("lab %s up: `vigil-lab status --name %s`", l.Name, l.Name)
+	return l, nil
+}
+
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	return s
+}
+
+// buildSwitch makes the switch namespace with its bridge, the BMC
+// addresses on it and the client namespace. The bridge lives in a
+// namespace of its own so that the host's iptables (FORWARD DROP once
+// dockerd has run, with bridge-nf-call-iptables on) never see lab traffic.
+func (l *Lab) buildSwitch(ctx context.Context) error {
+	sw, cl := l.switchNS(), l.clientNS()
+	steps := [][]string{
+		{"netns", "add", sw},
+		{"-n", sw, "link", "set", "lo", "up"},
+		{"-n", sw, "link", "add", "br0", "type", "bridge"},
+		{"-n", sw, "addr", "add", l.addr(hostSwitch) + "/24", "dev", "br0"},
+		{"-n", sw, "link", "set", "br0", "up"},
+		// The image loader's dockerd bridge (never --bridge=none).
+		{"-n", sw, "link", "add", "ld0", "type", "bridge"},
+		{"-n", sw, "addr", "add", "172.30.9.1/24", "dev", "ld0"},
+		{"-n", sw, "link", "set", "ld0", "up"},
+		{"netns", "add", cl},
+		{"-n", sw, "link", "add", "client", "type", "veth", "peer", "name", "eth0", "netns", cl},
+		{"-n", sw, "link", "set", "client", "master", "br0", "up"},
+		{"-n", cl, "addr", "add", l.addr(hostClient) + "/24", "dev", "eth0"},
+		{"-n", cl, "link", "set", "eth0", "up"},
+		{"-n", cl, "link", "set", "lo", "up"},
+	}
+	for k := 1; k <= l.Nodes; k++ {
+		steps = append(steps, []string{"-n", sw, "addr", "add", l.bmcAddr(k) + "/24", "dev", "br0"})
+	}
+	for _, s := range steps {
+		if err := run(ctx, "ip", s...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildDisks makes the loop devices, their filesystems and the services'
+// volume groups.
+func (l *Lab) buildDisks(ctx context.Context) error {
+	dir := l.path("disks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, d := range disks {
+		file := filepath.Join(dir, d.role+".img")
+		f, err := os.Create(file)
+		if err != nil {
+			return err
+		}
+		err = f.Truncate(d.size << 20)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		l.Loops = append(l.Loops, Loop{Role: d.role, File: file})
+		if err := l.save(); err != nil {
+			return err
+		}
+		// Direct I/O: no page cache of the loop's own between the nodes
+		// and the shared backing file.
+		dev, err := output(ctx, "losetup", "--find", "--show", "--direct-io=on", file)
+		if err != nil {
+			return err
+		}
+		l.loop(d.role).Dev = strings.TrimSpace(dev)
+		if err := l.save(); err != nil {
+			return err
+		}
+		if d.ext4 {
+			if err := run(ctx, "mkfs.ext4", "-q", l.loop(d.role).Dev); err != nil {
+				return err
+			}
+		}
+	}
+	// Each node reaches the heartbeat disk through a loop device of its
+	// own over the same file (direct I/O keeps them coherent), bound over
+	// the shared device's path in the node: `cut --link disk` can then
+	// shrink one node's view to nothing, open descriptors included.
+	hb := l.loop("hb").File
+	for _, node := range l.nodeNames() {
+		l.Loops = append(l.Loops, Loop{Role: "hb-" + node, File: hb})
+		dev, err := output(ctx, "losetup", "--find", "--show", "--direct-io=on", hb)
+		if err != nil {
+			return err
+		}
+		l.loop("hb-" + node).Dev = strings.TrimSpace(dev)
+		if err := l.save(); err != nil {
+			return err
+		}
+	}
+	for _, svc := range []string{"registry", "busybox"} {
+		vg := l.vgName(svc)
+		l.VGs = append(l.VGs, vg)
+		if err := l.save(); err != nil {
+			return err
+		}
+		if err := run(ctx, "vgcreate", "-q", vg, l.loopDev(svc+"-pv")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
