@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"sort"
@@ -67,7 +68,7 @@ func newActionCmd(o *options, verb, short string) *cobra.Command {
 				name = svc.Name
 			}
 			if o.format == "json" {
-				return view.WriteJSON(out, map[string]any{"service": name, "action": verb, "result": "ok", "elapsed": time.Since(begin).String()})
+				return writeResult(out, name, verb)
 			}
 			fmt.Fprintf(out, "%s: %s done in %s\n", name, verb, time.Since(begin).Round(time.Millisecond))
 			return nil
@@ -244,4 +245,8 @@ func newPluginsCmd(o *options) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func writeResult(w io.Writer, svc, verb string) error {
+	return view.WriteJSON(w, map[string]any{"service": svc, "action": verb, "result": "ok"})
 }

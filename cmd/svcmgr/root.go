@@ -70,6 +70,11 @@ func newRootCmd() *cobra.Command {
 		newSetCmd(o),
 		newGetCmd(o),
 		newConfigCmd(o),
+		newOrchestrateCmd(o, "switch", "Move the service to another node (--to NODE): stopped where it runs, started there"),
+		newOrchestrateCmd(o, "takeover", "Move the service to this node"),
+		newOrchestrateCmd(o, "giveback", "Move the service back to its first node (no automatic failback does it)"),
+		newOrchestrateCmd(o, "freeze", "Leave the service alone cluster-wide: no orchestration until thawed"),
+		newOrchestrateCmd(o, "thaw", "Let the orchestrators act on the service again"),
 	)
 	return root
 }

@@ -41,8 +41,11 @@ type NodeStatus struct {
 
 // ActionRequest asks for an action on a service.
 type ActionRequest struct {
-	Action string   `json:"action"` // start, stop
-	RIDs   []string `json:"rids,omitempty"`
+	// Action is start, stop, switch, takeover, giveback, freeze or thaw.
+	Action string `json:"action"`
+	// To is switch's target node.
+	To   string   `json:"to,omitempty"`
+	RIDs []string `json:"rids,omitempty"`
 	// Wait for another action on the service to end instead of failing.
 	Wait bool `json:"wait,omitempty"`
 }

@@ -40,6 +40,22 @@ type ServiceInstance struct {
 	// Nodes is the service's nodes keyword, as this node's config has it.
 	Nodes  []string      `json:"nodes"`
 	Config ConfigVersion `json:"config"`
+	// State is the instance's orchestration state (idle, ready,
+	// starting, started, start failed, stopping, stopped, failed...).
+	State string `json:"state,omitempty"`
+	// Expect is the operator's cluster-wide wish for the service, as this
+	// node knows it; the newest version wins.
+	Expect Expectation `json:"expect"`
+}
+
+// Expectation is what operator actions ask of a service cluster-wide.
+type Expectation struct {
+	// Value is "" (the orchestrator places it), "stopped" or "frozen".
+	Value string `json:"value,omitempty"`
+	// Target is the node a switch, takeover or giveback asked for.
+	Target string `json:"target,omitempty"`
+	// Version orders expectations: unix nanoseconds of the action.
+	Version int64 `json:"version,omitempty"`
 }
 
 // ConfigVersion is the last valid version of a service's config this node

@@ -37,6 +37,7 @@ func (d *Daemon) onHeartbeat(hb string, e hbEvent) {
 				d.emit(api.Event{Kind: "peer", Node: ev.Peer, Message: "found"})
 			case "dataset":
 				d.syncConfigs(ev.Peer)
+				d.adoptExpectations(ev.Peer)
 			}
 		}
 	case sdk.EventStale:
@@ -112,7 +113,8 @@ func (d *Daemon) dataset() *cluster.Dataset {
 }
 
 func (d *Daemon) instanceLocked(s *service) *cluster.ServiceInstance {
-	inst := &cluster.ServiceInstance{Status: s.status, Frozen: s.persist.Frozen, Config: s.version, Updated: s.statusAt}
+	inst := &cluster.ServiceInstance{Status: s.status, Frozen: s.persist.Expect.Value == "frozen", Config: s.version,
+		Updated: s.statusAt, State: s.persist.State, Expect: s.persist.Expect}
 	if s.conf != nil {
 		inst.Nodes = strings.Fields(s.conf.Keywords["nodes"])
 		inst.Type = s.conf.Keywords["service_type"]

@@ -63,6 +63,7 @@ type Daemon struct {
 	gen     atomic.Uint64
 	started time.Time
 	metrics *metrics
+	orch    *orch
 
 	mu       sync.Mutex
 	svcs     map[string]*service
@@ -109,7 +110,7 @@ func New(cfg Config) (*Daemon, error) {
 		cfg.ScanInterval = 2 * time.Second
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, svcs: map[string]*service{}, subs: map[chan api.Event]struct{}{},
-		started: time.Now(), lastView: map[string]cluster.NodeState{}}
+		started: time.Now(), lastView: map[string]cluster.NodeState{}, orch: newOrch()}
 	b := make([]byte, 8)
 	rand.Read(b)
 	d.boot = hex.EncodeToString(b)
@@ -205,6 +206,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	run(d.publishLoop)
 	run(d.tickLoop)
 	run(d.scanLoop)
+	run(d.orchestrateLoop)
 	if d.node.Metrics != "" {
 		run(d.serveMetrics)
 	}

@@ -20,6 +20,7 @@ type metrics struct {
 	svc      *prometheus.GaugeVec
 	rejects  *prometheus.CounterVec
 	actions  *prometheus.CounterVec
+	fences   *prometheus.CounterVec
 	hbAge    *prometheus.Desc
 	restarts *prometheus.Desc
 }
@@ -33,9 +34,11 @@ func newMetrics(d *Daemon) *metrics {
 		Help: "Cluster messages dropped (bad tag, replay, foreign node, torn slot), by heartbeat."}, []string{"hb"})
 	m.actions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_actions_total",
 		Help: "Service actions run by this daemon, by action and result."}, []string{"action", "result"})
+	m.fences = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_fence_total",
+		Help: "Fencing attempts of lost peers, by result."}, []string{"result"})
 	m.hbAge = prometheus.NewDesc("vigil_heartbeat_age_seconds", "Seconds since the last beat of each peer on each heartbeat.", []string{"peer", "hb"}, nil)
 	m.restarts = prometheus.NewDesc("vigil_plugin_restarts_total", "Plugin processes restarted after they died.", []string{"plugin"}, nil)
-	m.reg.MustRegister(m.svc, m.rejects, m.actions, m)
+	m.reg.MustRegister(m.svc, m.rejects, m.actions, m.fences, m)
 	return m
 }
 
@@ -99,4 +102,12 @@ func (d *Daemon) serveMetrics(ctx context.Context) {
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		d.log.Error("metrics endpoint", "addr", d.node.Metrics, "error", err)
 	}
+}
+
+func (m *metrics) fence(ok bool) {
+	result := "ok"
+	if !ok {
+		result = "failed"
+	}
+	m.fences.WithLabelValues(result).Inc()
 }

@@ -17,12 +17,16 @@ import (
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/cluster"
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/orchestrator"
 	"github.com/vigil-ha/vigil/core/status"
 )
 
 // persisted is a service's state that survives a daemon restart.
 type persisted struct {
-	Frozen     bool      `json:"frozen"`
+	// Expect is the cluster-wide operator expectation last known here.
+	Expect cluster.Expectation `json:"expect"`
+	// State is the local instance's orchestration state.
+	State string `json:"state,omitempty"`
 	LastAction string    `json:"last_action,omitempty"`
 	LastResult string    `json:"last_result,omitempty"`
 	LastAt     time.Time `json:"last_at,omitempty"`
@@ -117,6 +121,12 @@ func (d *Daemon) loadService(ctx context.Context, name, path string, mtime time.
 	s, ok := d.svcs[name]
 	if !ok {
 		s = &service{name: name, persist: d.loadPersisted(name)}
+		switch s.persist.State {
+		case "ready", "starting", "stopping":
+			// An action cannot be in flight across a restart of the
+			// daemon: the status evaluation says where things stand.
+			s.persist.State = ""
+		}
 		d.svcs[name] = s
 	}
 	s.path, s.mtime = path, mtime
@@ -245,7 +255,7 @@ func (d *Daemon) finishStatusLocked(s *service, st status.Service) status.Servic
 	rs = append(rs, d.syncStatusLocked(s))
 	rs = append(rs, d.hbStatus()...)
 	out := status.Summarize(st.Name, rs)
-	out.Frozen = s.persist.Frozen
+	out.Frozen = s.persist.Expect.Value == "frozen"
 	return out
 }
 
@@ -352,52 +362,130 @@ func (d *Daemon) Status(context.Context) *api.ClusterStatus {
 	return st
 }
 
-// Action implements api.Backend: an action on a local service, under the
-// same per-service lock svcmgr takes when it runs alone.
+// Action implements api.Backend: start and stop run here, under the same
+// per-service lock svcmgr takes when it runs alone; the others set the
+// operator's cluster-wide expectation, which the orchestrators of every
+// node act on.
 func (d *Daemon) Action(ctx context.Context, name string, req api.ActionRequest, progress func(string)) error {
 	s, err := d.lookup(name)
 	if err != nil {
 		return err
 	}
 	d.mu.Lock()
-	conf, loadErr := s.conf, s.loadErr
+	conf, loadErr, expect, state := s.conf, s.loadErr, s.persist.Expect, d.state
 	d.mu.Unlock()
 	if conf == nil {
 		return fmt.Errorf("service %s does not validate: %v", name, loadErr)
 	}
-	if req.Action != "start" && req.Action != "stop" {
-		return fmt.Errorf("unknown action %q: use start or stop", req.Action)
-	}
-	unlock, err := d.engine.Lock(ctx, name, req.Action, req.Wait)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	opts := action.Options{RIDs: req.RIDs, Progress: func(st action.Step) {
-		if line := action.FormatStep(st); line != "" {
-			progress(line)
+	nodes := strings.Fields(conf.Keywords["nodes"])
+	snap := d.view.Snapshot()
+	upOnPeer := func() string {
+		for peer, p := range snap.Peers {
+			if p.State == cluster.Lost || p.Dataset == nil {
+				continue
+			}
+			if inst := p.Dataset.Services[name]; inst != nil && (inst.Status.Avail == status.Up || inst.State == "starting" || inst.State == "ready") {
+				return peer
+			}
 		}
-	}}
-	if req.Action == "start" {
-		err = d.engine.Start(ctx, conf, opts)
-	} else {
-		err = d.engine.Stop(ctx, conf, opts)
+		return ""
 	}
-	result := "ok"
-	if err != nil {
-		result = err.Error()
+	now := time.Now().UnixNano()
+	setExpect := func(e cluster.Expectation) error {
+		e.Version = now
+		d.mu.Lock()
+		s.persist.Expect = e
+		if e.Value == "" {
+			switch s.persist.State {
+			case string(orchestrator.StartFailed), string(orchestrator.Failed):
+				s.persist.State = ""
+			}
+		}
+		p := s.persist
+		d.mu.Unlock()
+		if len(d.hbChans) > 0 {
+			d.publish()
+		}
+		return d.savePersisted(name, p)
 	}
-	d.metrics.action(req.Action, err == nil)
-	d.mu.Lock()
-	s.persist.LastAction, s.persist.LastResult, s.persist.LastAt = req.Action, result, time.Now()
-	p := s.persist
-	s.statusAt = time.Time{} // re-evaluate now
-	d.mu.Unlock()
-	if perr := d.savePersisted(name, p); perr != nil {
-		d.log.Error("persist service state", "svc", name, "error", perr)
+	switch req.Action {
+	case "start":
+		if peer := upOnPeer(); peer != "" {
+			return fmt.Errorf("service %s runs on %s: refusing to start it here too (use switch --to %s)", name, peer, d.node.Local)
+		}
+		if err := setExpect(cluster.Expectation{}); err != nil {
+			return err
+		}
+		return d.runAction(ctx, name, "start", req.RIDs, progress)
+	case "stop":
+		if len(req.RIDs) == 0 {
+			if err := setExpect(cluster.Expectation{Value: "stopped"}); err != nil {
+				return err
+			}
+		}
+		return d.runAction(ctx, name, "stop", req.RIDs, progress)
+	case "freeze":
+		return setExpect(cluster.Expectation{Value: "frozen", Target: expect.Target})
+	case "thaw":
+		return setExpect(cluster.Expectation{Target: expect.Target})
+	case "switch", "takeover", "giveback":
+		if expect.Value == "frozen" {
+			return fmt.Errorf("service %s is frozen: thaw it first", name)
+		}
+		to := req.To
+		switch req.Action {
+		case "takeover":
+			to = d.node.Local
+		case "giveback":
+			if len(nodes) == 0 {
+				return fmt.Errorf("service %s has no nodes", name)
+			}
+			to = nodes[0]
+		}
+		if !slices.Contains(nodes, to) {
+			return fmt.Errorf("switch: %q is not one of the service's nodes %v (use --to NODE)", to, nodes)
+		}
+		if to == d.node.Local {
+			if state != cluster.Ready {
+				return fmt.Errorf("node %s is %s: try again when it is ready", to, state)
+			}
+		} else if p := snap.Peers[to]; p == nil || p.State != cluster.Ready {
+			st := cluster.Unknown
+			if p != nil {
+				st = p.State
+			}
+			return fmt.Errorf("node %s is %s: it cannot take the service now", to, st)
+		}
+		if err := setExpect(cluster.Expectation{Target: to}); err != nil {
+			return err
+		}
+		progress(fmt.Sprintf("%s: %s to %s asked", name, req.Action, to))
+		if !req.Wait {
+			return nil
+		}
+		return d.waitUp(ctx, name, to, progress)
 	}
-	d.emit(api.Event{Kind: "action", Service: name, Node: d.node.Local, Message: req.Action + ": " + result})
-	return err
+	return fmt.Errorf("unknown action %q: use start, stop, switch, takeover, giveback, freeze or thaw", req.Action)
+}
+
+// waitUp waits until the service is up on node (for --wait).
+func (d *Daemon) waitUp(ctx context.Context, name, node string, progress func(string)) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		st := d.Status(ctx)
+		if ns := st.Node[node]; ns != nil {
+			if inst := ns.Services[name]; inst != nil && inst.Status.Avail == status.Up {
+				progress(fmt.Sprintf("%s: up on %s", name, node))
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s to be up on %s: %w", name, node, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // ConfigGet implements api.Backend.

@@ -1,0 +1,377 @@
+package daemon
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-ha/vigil/core/action"
+	"github.com/vigil-ha/vigil/core/api"
+	"github.com/vigil-ha/vigil/core/cluster"
+	"github.com/vigil-ha/vigil/core/orchestrator"
+)
+
+// orch is the daemon's side of orchestration: it builds the view the pure
+// orchestrator decides on and carries out its actions.
+type orch struct {
+	mu       sync.Mutex
+	fenced   map[string]bool      // lost node -> power-off confirmed since it was lost
+	fencing  map[string]bool      // fence in progress
+	busy     map[string]bool      // service -> an orchestrated action runs
+	since    map[string]time.Time // service -> when the local state was entered
+	lastWarn map[string]time.Time
+}
+
+func newOrch() *orch {
+	return &orch{fenced: map[string]bool{}, fencing: map[string]bool{}, busy: map[string]bool{},
+		since: map[string]time.Time{}, lastWarn: map[string]time.Time{}}
+}
+
+// readyWindow is how long a claim waits before starting: long enough for
+// peers to see it and for a racing claim to be seen here (two publish
+// intervals), short because failover time matters.
+func (d *Daemon) readyWindow() time.Duration { return 2 * d.publishInterval() }
+
+func (d *Daemon) orchestrateLoop(ctx context.Context) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			d.forgetFences()
+			for _, a := range orchestrator.Decide(d.orchestratorView(now)) {
+				d.execute(ctx, a)
+			}
+		}
+	}
+}
+
+// forgetFences drops the fence confirmation of nodes that came back: a
+// node lost again must be fenced again.
+func (d *Daemon) forgetFences() {
+	snap := d.view.Snapshot()
+	d.orch.mu.Lock()
+	defer d.orch.mu.Unlock()
+	for n := range d.orch.fenced {
+		if p := snap.Peers[n]; p != nil && p.State != cluster.Lost {
+			delete(d.orch.fenced, n)
+		}
+	}
+}
+
+func nodeState(s cluster.NodeState) orchestrator.NodeState {
+	switch s {
+	case cluster.Ready:
+		return orchestrator.NodeReady
+	case cluster.Joining:
+		return orchestrator.NodeJoining
+	case cluster.Lost:
+		return orchestrator.NodeLost
+	}
+	return orchestrator.NodeUnknown
+}
+
+// orchestratorView turns the cluster view and the local services into the
+// orchestrator's input.
+func (d *Daemon) orchestratorView(now time.Time) orchestrator.View {
+	snap := d.view.Snapshot()
+	v := orchestrator.View{Local: d.node.Local, Now: now, Nodes: map[string]orchestrator.Node{}, ReadyWindow: d.readyWindow()}
+	d.mu.Lock()
+	localState := d.state
+	d.mu.Unlock()
+	d.orch.mu.Lock()
+	v.Nodes[d.node.Local] = orchestrator.Node{Name: d.node.Local, State: nodeState(localState)}
+	alive := 1
+	for name, p := range snap.Peers {
+		_, st := d.node.Stonith[name]
+		v.Nodes[name] = orchestrator.Node{Name: name, State: nodeState(p.State), Fenced: d.orch.fenced[name], Stonith: st}
+		if p.State == cluster.Ready || p.State == cluster.Joining {
+			alive++
+		}
+	}
+	since := maps(d.orch.since)
+	d.orch.mu.Unlock()
+	// A partition side without a majority of a cluster of three or more
+	// does not orchestrate.
+	v.Quorum = len(d.node.Nodes) < 3 || 2*alive > len(d.node.Nodes)
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for name, s := range d.svcs {
+		if s.conf == nil {
+			continue
+		}
+		svc := orchestrator.Service{
+			Name: name, Orchestrate: s.conf.Keywords["orchestrate"], Nodes: strings.Fields(s.conf.Keywords["nodes"]),
+			Stonith: s.conf.Keywords["stonith"] != "false", Expect: orchestrator.Expectation(s.persist.Expect.Value),
+			Target: s.persist.Expect.Target, Instances: map[string]orchestrator.Instance{},
+		}
+		svc.Instances[d.node.Local] = orchestrator.Instance{State: localInstanceState(s), Avail: s.status.Avail, Since: since[name]}
+		for peer, p := range snap.Peers {
+			if p.Dataset == nil {
+				continue
+			}
+			if inst := p.Dataset.Services[name]; inst != nil {
+				svc.Instances[peer] = orchestrator.Instance{State: orchestrator.InstanceState(inst.State), Avail: inst.Status.Avail}
+			}
+		}
+		v.Services = append(v.Services, svc)
+	}
+	slices.SortFunc(v.Services, func(a, b orchestrator.Service) int { return strings.Compare(a.Name, b.Name) })
+	return v
+}
+
+func maps(m map[string]time.Time) map[string]time.Time {
+	out := make(map[string]time.Time, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func localInstanceState(s *service) orchestrator.InstanceState {
+	if s.persist.State == "" {
+		return orchestrator.Idle
+	}
+	return orchestrator.InstanceState(s.persist.State)
+}
+
+// setState records the local instance's state and publishes it at once:
+// peers must see a claim or a start as soon as possible.
+func (d *Daemon) setState(name string, st orchestrator.InstanceState) {
+	d.mu.Lock()
+	s := d.svcs[name]
+	if s == nil {
+		d.mu.Unlock()
+		return
+	}
+	s.persist.State = string(st)
+	p := s.persist
+	d.mu.Unlock()
+	d.orch.mu.Lock()
+	d.orch.since[name] = time.Now()
+	d.orch.mu.Unlock()
+	if err := d.savePersisted(name, p); err != nil {
+		d.log.Error("persist service state", "svc", name, "error", err)
+	}
+	if len(d.hbChans) > 0 {
+		d.publish()
+	}
+}
+
+func (d *Daemon) execute(ctx context.Context, a orchestrator.Action) {
+	log := d.log.Named("orchestrator").With("svc", a.Service)
+	switch a.Kind {
+	case orchestrator.Warn:
+		d.orch.mu.Lock()
+		last := d.orch.lastWarn[a.Service]
+		if time.Since(last) > 10*time.Second {
+			d.orch.lastWarn[a.Service] = time.Now()
+			d.orch.mu.Unlock()
+			log.Error(a.Reason)
+			d.emit(api.Event{Kind: "warn", Service: a.Service, Message: a.Reason})
+			return
+		}
+		d.orch.mu.Unlock()
+	case orchestrator.Fence:
+		d.fence(ctx, a.Node)
+	case orchestrator.Claim:
+		log.Info("claiming the start", "reason", a.Reason)
+		d.warnUnfenced(a)
+		d.setState(a.Service, orchestrator.Ready)
+	case orchestrator.Release:
+		log.Info("releasing the claim", "reason", a.Reason)
+		d.setState(a.Service, orchestrator.Idle)
+	case orchestrator.Start, orchestrator.Stop:
+		d.orch.mu.Lock()
+		if d.orch.busy[a.Service] {
+			d.orch.mu.Unlock()
+			return
+		}
+		d.orch.busy[a.Service] = true
+		d.orch.mu.Unlock()
+		go func() {
+			defer func() {
+				d.orch.mu.Lock()
+				delete(d.orch.busy, a.Service)
+				d.orch.mu.Unlock()
+			}()
+			log.Info("orchestrated "+string(a.Kind), "reason", a.Reason)
+			d.runAction(ctx, a.Service, string(a.Kind), nil, func(string) {})
+		}()
+	}
+}
+
+// warnUnfenced says, in the log and as an event, when a takeover goes on
+// without fencing because none is configured (as the seed allows).
+func (d *Daemon) warnUnfenced(a orchestrator.Action) {
+	if !strings.HasPrefix(a.Reason, "taking over from lost ") {
+		return
+	}
+	for _, n := range strings.Split(strings.TrimPrefix(a.Reason, "taking over from lost "), ", ") {
+		if _, ok := d.node.Stonith[n]; !ok {
+			msg := "no STONITH configured for " + n + ": taking over without fencing it"
+			d.log.Warn(msg, "svc", a.Service)
+			d.emit(api.Event{Kind: "warn", Service: a.Service, Node: n, Message: msg})
+		}
+	}
+}
+
+// fence powers a lost node off through its [stonith#node] method, in the
+// background, retrying with a capped backoff until it is confirmed or the
+// node comes back. No takeover happens before the confirmation.
+func (d *Daemon) fence(ctx context.Context, node string) {
+	d.orch.mu.Lock()
+	if d.orch.fencing[node] || d.orch.fenced[node] {
+		d.orch.mu.Unlock()
+		return
+	}
+	d.orch.fencing[node] = true
+	d.orch.mu.Unlock()
+	cfg := d.node.Stonith[node]
+	log := d.log.Named("stonith").With("target", node, "type", cfg.Type)
+	go func() {
+		defer func() {
+			d.orch.mu.Lock()
+			delete(d.orch.fencing, node)
+			d.orch.mu.Unlock()
+		}()
+		backoff := 500 * time.Millisecond
+		for attempt := 1; ctx.Err() == nil; attempt++ {
+			if p := d.view.Snapshot().Peers[node]; p == nil || p.State != cluster.Lost {
+				log.Info("node is back: fencing called off")
+				return
+			}
+			begin := time.Now()
+			fencer, err := d.host.Stonith(ctx, cfg.Type)
+			var lines []string
+			if err == nil {
+				lines, err = fencer.Fence(ctx, node, cfg.Keywords)
+			}
+			if err == nil {
+				d.orch.mu.Lock()
+				d.orch.fenced[node] = true
+				d.orch.mu.Unlock()
+				log.Warn("node fenced: power-off confirmed", "took", time.Since(begin).Round(time.Millisecond), "log", strings.Join(lines, "; "))
+				d.metrics.fence(true)
+				d.emit(api.Event{Kind: "fence", Node: node, Message: "fenced"})
+				return
+			}
+			d.metrics.fence(false)
+			log.Error("fencing failed: no takeover until it succeeds", "attempt", attempt, "error", err, "retry_in", backoff)
+			d.emit(api.Event{Kind: "fence", Node: node, Message: "failed: " + err.Error()})
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+		}
+	}()
+}
+
+// runAction runs start or stop on a local service under its lock, keeping
+// the instance state and the persisted record. It is what the API's start
+// and stop and the orchestrator's actions share.
+func (d *Daemon) runAction(ctx context.Context, name, verb string, rids []string, progress func(string)) error {
+	s, err := d.lookup(name)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	conf := s.conf
+	d.mu.Unlock()
+	unlock, err := d.engine.Lock(ctx, name, verb, true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	opts := action.Options{RIDs: rids, Progress: func(st action.Step) {
+		if line := action.FormatStep(st); line != "" {
+			progress(line)
+		}
+	}}
+	if verb == "start" {
+		d.setState(name, orchestrator.Starting)
+		err = d.engine.Start(ctx, conf, opts)
+	} else {
+		d.setState(name, orchestrator.Stopping)
+		err = d.engine.Stop(ctx, conf, opts)
+	}
+	switch {
+	case verb == "start" && err == nil:
+		d.setState(name, orchestrator.Started)
+	case verb == "start":
+		d.setState(name, orchestrator.StartFailed)
+	case err == nil:
+		d.setState(name, orchestrator.Stopped)
+	default:
+		d.setState(name, orchestrator.StopFailed)
+	}
+	result := "ok"
+	if err != nil {
+		result = err.Error()
+	}
+	d.metrics.action(verb, err == nil)
+	d.mu.Lock()
+	s.persist.LastAction, s.persist.LastResult, s.persist.LastAt = verb, result, time.Now()
+	p := s.persist
+	d.mu.Unlock()
+	if perr := d.savePersisted(name, p); perr != nil {
+		d.log.Error("persist service state", "svc", name, "error", perr)
+	}
+	d.refreshNow(ctx, name)
+	d.emit(api.Event{Kind: "action", Service: name, Node: d.node.Local, Message: verb + ": " + result})
+	return err
+}
+
+// refreshNow evaluates a service at once (after an action) and publishes.
+func (d *Daemon) refreshNow(ctx context.Context, name string) {
+	d.mu.Lock()
+	s := d.svcs[name]
+	if s == nil || s.conf == nil {
+		d.mu.Unlock()
+		return
+	}
+	conf, prev := s.conf, s.status
+	d.mu.Unlock()
+	st := d.engine.Refresh(ctx, conf, &prev, nil)
+	d.mu.Lock()
+	if s.conf == conf {
+		s.status = d.finishStatusLocked(s, st)
+		s.statusAt = time.Now()
+	}
+	d.mu.Unlock()
+	if len(d.hbChans) > 0 {
+		d.publish()
+	}
+}
+
+// adoptExpectations takes from a peer's dataset the operator expectations
+// newer than ours.
+func (d *Daemon) adoptExpectations(peer string) {
+	p := d.view.Snapshot().Peers[peer]
+	if p == nil || p.Dataset == nil {
+		return
+	}
+	for name, inst := range p.Dataset.Services {
+		d.mu.Lock()
+		s := d.svcs[name]
+		if s == nil || inst.Expect.Version <= s.persist.Expect.Version {
+			d.mu.Unlock()
+			continue
+		}
+		s.persist.Expect = inst.Expect
+		if inst.Expect.Value == "" && (s.persist.State == string(orchestrator.StartFailed) || s.persist.State == string(orchestrator.Failed)) {
+			s.persist.State = "" // an operator's start clears failures everywhere
+		}
+		pst := s.persist
+		d.mu.Unlock()
+		d.log.Info("operator expectation from peer", "svc", name, "peer", peer, "expect", inst.Expect.Value, "target", inst.Expect.Target)
+		d.savePersisted(name, pst)
+	}
+}
