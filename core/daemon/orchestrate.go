@@ -315,6 +315,7 @@ func (d *Daemon) runAction(ctx context.Context, name, verb string, rids []string
 	result := "ok"
 	if err != nil {
 		result = err.Error()
+		d.log.Error("action failed", "svc", name, "action", verb, "error", err)
 	}
 	d.metrics.action(verb, err == nil)
 	d.mu.Lock()

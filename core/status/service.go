@@ -94,10 +94,10 @@ func Avail(rs []Resource) Status {
 }
 
 // Overall merges avail with every enabled resource, optional ones and
-// accessories included, so a warn anywhere makes it warn. Sync resources are
-// expected to be up on every node whatever the service does, so an up (or
-// n/a, undef) sync is neutral and any other sync status is a warn: a passive
-// node with its sync up reads down, not warn.
+// accessories included, so a warn anywhere makes it warn. Sync and heartbeat
+// resources are expected to be up on every node whatever the service does,
+// so an up (or n/a, undef) one is neutral and any other status is a warn: a
+// passive node with its sync and heartbeats up reads down, not warn.
 func Overall(avail Status, rs []Resource) Status {
 	ss := []Status{avail}
 	for _, r := range rs {
@@ -105,7 +105,7 @@ func Overall(avail Status, rs []Resource) Status {
 			continue
 		}
 		st := r.Status
-		if r.Group == GroupSync {
+		if r.Group == GroupSync || r.Group == GroupHB {
 			switch st {
 			case Up, NA, Undef:
 				continue
