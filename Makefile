@@ -7,7 +7,7 @@ PLUGINS := $(notdir $(wildcard plugins/*/cmd/vigil-plugin-*))
 CMDS := $(notdir $(wildcard cmd/svcmgr cmd/svcmon cmd/vigild cmd/vigil-lab))
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all deps build test proto lint fuzz bench demo clean
+.PHONY: all deps build test proto lint fuzz bench demo demo-single clean
 
 all: build
 
@@ -18,6 +18,7 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
 	$(GO) build -o $(BIN)/ $(foreach p,$(PLUGINS),./plugins/$(subst vigil-plugin-,,$(p))/cmd/$(p))
+	$(GO) build -o $(BIN)/ ./e2e/lab/regclient
 
 # The whole suite, as root (root-only tests skip with the reason otherwise).
 # VIGIL_BIN_DIR lets the integration tests use the binaries just built.
@@ -45,8 +46,13 @@ bench: deps build
 	VIGIL_BIN_DIR=$(BIN) $(GO) test -run '^$$' -bench . -benchtime 5000x ./bench/...
 	VIGIL_BIN_DIR=$(BIN) RUNS=$(RUNS) bash bench/startup.sh
 
-# Until the multi-node lab exists: the seed's busybox service on this host.
+# The main job: a two-node lab, the seed's services, a node powered off,
+# the failover shown. `make demo-single` runs the busybox service on this
+# host alone.
 demo: deps build
+	@VIGIL_BIN_DIR=$(BIN) bash e2e/lab/demo.sh
+
+demo-single: deps build
 	@VIGIL_BIN_DIR=$(BIN) bash e2e/single-node/demo.sh
 
 clean:
