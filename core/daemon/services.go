@@ -26,7 +26,7 @@ type persisted struct {
 	// Expect is the cluster-wide operator expectation last known here.
 	Expect cluster.Expectation `json:"expect"`
 	// State is the local instance's orchestration state.
-	State string `json:"state,omitempty"`
+	State      string    `json:"state,omitempty"`
 	LastAction string    `json:"last_action,omitempty"`
 	LastResult string    `json:"last_result,omitempty"`
 	LastAt     time.Time `json:"last_at,omitempty"`

@@ -157,7 +157,7 @@ func pull(addr, ref, want string) error {
 		return fmt.Errorf("manifest digest %s, pushed %s", got, want)
 	}
 	var m struct {
-		Config struct{ Digest string } `json:"config"`
+		Config struct{ Digest string }   `json:"config"`
 		Layers []struct{ Digest string } `json:"layers"`
 	}
 	if err := json.Unmarshal(manifest, &m); err != nil {
