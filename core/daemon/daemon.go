@@ -86,7 +86,10 @@ type service struct {
 	statusAt   time.Time
 	monitorAt  time.Time
 	refreshing bool
-	persist    persisted
+	// evalBegin is when the stored status's evaluation began: an older
+	// evaluation finishing later must not overwrite it.
+	evalBegin time.Time
+	persist   persisted
 }
 
 // New prepares a daemon: plugins found, configs read. It starts nothing.

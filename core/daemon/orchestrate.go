@@ -302,6 +302,9 @@ func (d *Daemon) runAction(ctx context.Context, name, verb string, rids []string
 		d.setState(name, orchestrator.Stopping)
 		err = d.engine.Stop(ctx, conf, opts)
 	}
+	// The status first: a "started" instance must never be seen with the
+	// status from before the start, or it would read as down and idle.
+	d.refreshNow(ctx, name)
 	switch {
 	case verb == "start" && err == nil:
 		d.setState(name, orchestrator.Started)
@@ -316,6 +319,8 @@ func (d *Daemon) runAction(ctx context.Context, name, verb string, rids []string
 	if err != nil {
 		result = err.Error()
 		d.log.Error("action failed", "svc", name, "action", verb, "error", err)
+	} else {
+		d.log.Info("action done", "svc", name, "action", verb)
 	}
 	d.metrics.action(verb, err == nil)
 	d.mu.Lock()
@@ -325,7 +330,6 @@ func (d *Daemon) runAction(ctx context.Context, name, verb string, rids []string
 	if perr := d.savePersisted(name, p); perr != nil {
 		d.log.Error("persist service state", "svc", name, "error", perr)
 	}
-	d.refreshNow(ctx, name)
 	d.emit(api.Event{Kind: "action", Service: name, Node: d.node.Local, Message: verb + ": " + result})
 	return err
 }
@@ -340,11 +344,12 @@ func (d *Daemon) refreshNow(ctx context.Context, name string) {
 	}
 	conf, prev := s.conf, s.status
 	d.mu.Unlock()
+	begin := time.Now()
 	st := d.engine.Refresh(ctx, conf, &prev, nil)
 	d.mu.Lock()
-	if s.conf == conf {
+	if s.conf == conf && !s.evalBegin.After(begin) {
 		s.status = d.finishStatusLocked(s, st)
-		s.statusAt = time.Now()
+		s.statusAt, s.evalBegin = time.Now(), begin
 	}
 	d.mu.Unlock()
 	if len(d.hbChans) > 0 {

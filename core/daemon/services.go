@@ -220,6 +220,7 @@ func (d *Daemon) maybeRefresh(ctx context.Context, name string, now time.Time) {
 	conf, prev := s.conf, s.status
 	d.mu.Unlock()
 	go func() {
+		begin := time.Now()
 		var only func(*config.Resource) bool
 		if !full {
 			only = func(r *config.Resource) bool { return r.Monitor }
@@ -229,10 +230,13 @@ func (d *Daemon) maybeRefresh(ctx context.Context, name string, now time.Time) {
 		cancel()
 		d.mu.Lock()
 		s.refreshing = false
-		if s.conf != conf {
+		if s.conf != conf || s.evalBegin.After(begin) {
+			// The config changed meanwhile, or a later evaluation (after
+			// an action) already stored a fresher status.
 			d.mu.Unlock()
-			return // the config changed meanwhile: the next round redoes it
+			return
 		}
+		s.evalBegin = begin
 		st = d.finishStatusLocked(s, st)
 		changed := st.Avail != s.status.Avail || st.Overall != s.status.Overall
 		s.status = st

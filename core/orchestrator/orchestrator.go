@@ -279,7 +279,7 @@ func decideService(v View, local Node, s Service) []Action {
 		}
 		return act(Claim, "", "%s", reason)
 	}
-	if v.Now.Sub(mine.Since) < v.ReadyWindow {
+	if v.Now.Sub(mine.Since) < v.ReadyWindow && othersMayClaim(v) {
 		return nil // a peer may still claim it
 	}
 	return act(Start, "", "claimed %s ago and nobody else has it", v.Now.Sub(mine.Since).Round(time.Millisecond))
@@ -316,6 +316,18 @@ func eligible(v View, s Service, n string) bool {
 		return false
 	}
 	return true
+}
+
+// othersMayClaim reports whether another node could be claiming too (it is
+// ready or joining): only then is the ready window worth waiting. With every
+// other node lost, and fenced where it ran the service, nobody can.
+func othersMayClaim(v View) bool {
+	for name, n := range v.Nodes {
+		if name != v.Local && (n.State == NodeReady || n.State == NodeJoining) {
+			return true
+		}
+	}
+	return false
 }
 
 func sortedKeys(m map[string]Instance) []string {

@@ -508,7 +508,9 @@ func TestDecide_NeverStartsUnsafely(t *testing.T) {
 				if s.Orchestrate != "ha" && s.Orchestrate != "start" || s.Expect != ExpectAuto || v.Nodes[v.Local].Frozen {
 					t.Fatalf("start of %s that must be left alone\n%s", s.Name, describe(v))
 				}
-				if mine := s.Instances[v.Local]; mine.State != Ready || v.Now.Sub(mine.Since) < v.ReadyWindow {
+				// The window is waited only when another node could be
+				// claiming too.
+				if mine := s.Instances[v.Local]; mine.State != Ready || (v.Now.Sub(mine.Since) < v.ReadyWindow && othersMayClaim(v)) {
 					t.Fatalf("start of %s without a claim past the window\n%s", s.Name, describe(v))
 				}
 			}
@@ -518,4 +520,14 @@ func TestDecide_NeverStartsUnsafely(t *testing.T) {
 		t.Fatalf("the random views never reached a start (%d) or a fence (%d): the property is vacuous", starts, fences)
 	}
 	t.Logf("%d starts, %d fences checked", starts, fences)
+}
+
+func TestDecide_ReadyWindowOnlyWhenAnotherNodeCouldClaim(t *testing.T) {
+	runCases(t, []decideCase{
+		{name: "starts at once after its claim when every other node is lost and fenced",
+			view: base(local("n2"), nodeState("n1", NodeLost), fenced("n1"), running("n1"), nodeState("n3", NodeLost), fenced("n3"), claimed("n2", 0)),
+			want: []string{"start"}},
+		{name: "waits the window while another node is ready",
+			view: base(local("n2"), nodeState("n1", NodeLost), fenced("n1"), running("n1"), claimed("n2", 0))},
+	})
 }
