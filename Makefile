@@ -7,7 +7,7 @@ PLUGINS := $(notdir $(wildcard plugins/*/cmd/vigil-plugin-*))
 CMDS := $(notdir $(wildcard cmd/svcmgr cmd/svcmon cmd/vigild cmd/vigil-lab))
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all deps build test proto lint fuzz bench demo demo-single clean
+.PHONY: all deps build test proto lint fuzz bench bench-failover demo demo-single clean
 
 all: build
 
@@ -41,10 +41,13 @@ fuzz:
 
 # Go benchmarks (a status call through a plugin vs in-process), then the
 # service start against a shell script doing the same steps.
-RUNS ?= 5
 bench: deps build
 	VIGIL_BIN_DIR=$(BIN) $(GO) test -run '^$$' -bench . -benchtime 5000x ./bench/...
-	VIGIL_BIN_DIR=$(BIN) RUNS=$(RUNS) bash bench/startup.sh
+	VIGIL_BIN_DIR=$(BIN) RUNS=$(or $(RUNS),5) bash bench/startup.sh
+
+# N power-offs of the active node in the lab, timed (RUNS=10 by default).
+bench-failover: deps build
+	VIGIL_BIN_DIR=$(BIN) RUNS=$(or $(RUNS),10) bash bench/failover.sh
 
 # The main job: a two-node lab, the seed's services, a node powered off,
 # the failover shown. `make demo-single` runs the busybox service on this

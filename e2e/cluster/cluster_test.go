@@ -11,7 +11,14 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/core/cluster"
+	"github.com/vigil-ha/vigil/e2e/clusterlab"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	clusterlab.Cleanup()
+	os.Exit(code)
+}
 
 const (
 	hbInterval = 200 * time.Millisecond
@@ -23,8 +30,8 @@ func webService(marker string) string {
 }
 
 // seesPeer reports whether nd sees peer ready with a dataset that lists svc.
-func seesPeer(t *testing.T, nd *node, peer, svc string) bool {
-	st := nd.status(t)
+func seesPeer(t *testing.T, nd *clusterlab.Node, peer, svc string) bool {
+	st := nd.Status(t)
 	ns := st.Node[peer]
 	if ns == nil || ns.State != cluster.Ready {
 		return false
@@ -34,37 +41,37 @@ func seesPeer(t *testing.T, nd *node, peer, svc string) bool {
 }
 
 func TestCluster_TwoNodesSeeEachOtherAndMarkAStoppedPeerLost(t *testing.T) {
-	l := newLab(t, 2, hbInterval, hbTimeout)
+	l := clusterlab.New(t, 2, hbInterval, hbTimeout)
 	marker := filepath.Join(t.TempDir(), "web")
-	for _, nd := range l.nodes {
-		writeService(t, nd, "web", webService(marker))
+	for _, nd := range l.Nodes {
+		clusterlab.WriteService(t, nd, "web", webService(marker))
 	}
-	l.startAll()
-	n1, n2 := l.nodes[0], l.nodes[1]
-	waitFor(t, "n1 to see n2's services", 15*time.Second, func() bool { return seesPeer(t, n1, "n2", "web") })
-	waitFor(t, "n2 to see n1's services", 15*time.Second, func() bool { return seesPeer(t, n2, "n1", "web") })
-	waitFor(t, "both nodes ready", 10*time.Second, func() bool { return n1.status(t).Node["n1"].State == cluster.Ready })
+	l.StartAll()
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	clusterlab.WaitFor(t, "n1 to see n2's services", 15*time.Second, func() bool { return seesPeer(t, n1, "n2", "web") })
+	clusterlab.WaitFor(t, "n2 to see n1's services", 15*time.Second, func() bool { return seesPeer(t, n2, "n1", "web") })
+	clusterlab.WaitFor(t, "both nodes ready", 10*time.Second, func() bool { return n1.Status(t).Node["n1"].State == cluster.Ready })
 
-	l.kill(n2, syscall.SIGKILL)
-	took := waitFor(t, "n1 to mark n2 lost", 10*time.Second, func() bool { return n1.status(t).Node["n2"].State == cluster.Lost })
+	l.Kill(n2, syscall.SIGKILL)
+	took := clusterlab.WaitFor(t, "n1 to mark n2 lost", 10*time.Second, func() bool { return n1.Status(t).Node["n2"].State == cluster.Lost })
 	t.Logf("n2 marked lost %s after its daemon was killed (timeout %s, interval %s)", took.Round(time.Millisecond), hbTimeout, hbInterval)
 }
 
 func TestCluster_NetworkCutWithDiskAliveIsNotLost(t *testing.T) {
-	l := newLab(t, 2, hbInterval, hbTimeout)
-	l.startAll()
-	n1, n2 := l.nodes[0], l.nodes[1]
-	waitFor(t, "n1 to see n2", 15*time.Second, func() bool { return n1.status(t).Node["n2"].State == cluster.Ready })
+	l := clusterlab.New(t, 2, hbInterval, hbTimeout)
+	l.StartAll()
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	clusterlab.WaitFor(t, "n1 to see n2", 15*time.Second, func() bool { return n1.Status(t).Node["n2"].State == cluster.Ready })
 
-	sh(t, "ip", "-n", n2.ns, "link", "set", "eth0", "down")
-	waitFor(t, "the network heartbeat to go stale for n2", 10*time.Second, func() bool {
-		hb := n1.status(t).Node["n2"].HB["hb#1"]
+	clusterlab.Sh(t, "ip", "-n", n2.NS, "link", "set", "eth0", "down")
+	clusterlab.WaitFor(t, "the network heartbeat to go stale for n2", 10*time.Second, func() bool {
+		hb := n1.Status(t).Node["n2"].HB["hb#1"]
 		return hb != nil && hb.Stale
 	})
 	// Several timeouts with only the disk heartbeat: never lost.
 	end := time.Now().Add(4 * hbTimeout)
 	for time.Now().Before(end) {
-		ns := n1.status(t).Node["n2"]
+		ns := n1.Status(t).Node["n2"]
 		if ns.State == cluster.Lost {
 			t.Fatalf("n2 marked lost while its disk heartbeat lives: %+v", ns.HB)
 		}
@@ -73,46 +80,46 @@ func TestCluster_NetworkCutWithDiskAliveIsNotLost(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	sh(t, "ip", "-n", n2.ns, "link", "set", "eth0", "up")
-	waitFor(t, "the network heartbeat to come back", 15*time.Second, func() bool { return !n1.status(t).Node["n2"].HB["hb#1"].Stale })
+	clusterlab.Sh(t, "ip", "-n", n2.NS, "link", "set", "eth0", "up")
+	clusterlab.WaitFor(t, "the network heartbeat to come back", 15*time.Second, func() bool { return !n1.Status(t).Node["n2"].HB["hb#1"].Stale })
 }
 
 func TestCluster_ConfigChangeReachesTheServiceNodes(t *testing.T) {
-	l := newLab(t, 2, hbInterval, hbTimeout)
+	l := clusterlab.New(t, 2, hbInterval, hbTimeout)
 	marker := filepath.Join(t.TempDir(), "web")
-	for _, nd := range l.nodes {
-		writeService(t, nd, "web", webService(marker))
+	for _, nd := range l.Nodes {
+		clusterlab.WriteService(t, nd, "web", webService(marker))
 	}
 	// A service only n1 has yet, for both nodes: n2 gets it.
-	writeService(t, l.nodes[0], "api", strings.Replace(webService(marker+"-api"), "n1 n2 n3", "n1 n2", 1))
-	l.startAll()
-	n1, n2 := l.nodes[0], l.nodes[1]
+	clusterlab.WriteService(t, l.Nodes[0], "api", strings.Replace(webService(marker+"-api"), "n1 n2 n3", "n1 n2", 1))
+	l.StartAll()
+	n1, n2 := l.Nodes[0], l.Nodes[1]
 	ctx := context.Background()
-	waitFor(t, "n2 to receive the api service", 15*time.Second, func() bool {
-		_, err := os.Stat(filepath.Join(n2.etc, "api.conf"))
+	clusterlab.WaitFor(t, "n2 to receive the api service", 15*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(n2.Etc, "api.conf"))
 		return err == nil
 	})
 
 	// A change that does not validate is refused where it is made and
 	// reaches nobody.
-	if err := n1.client.ConfigSet(ctx, "web", []string{"orchestrate=sometimes"}); err == nil {
+	if err := n1.Client.ConfigSet(ctx, "web", []string{"orchestrate=sometimes"}); err == nil {
 		t.Fatal("an invalid change was accepted")
 	}
-	if err := n1.client.ConfigSet(ctx, "web", []string{"orchestrate=ha"}); err != nil {
+	if err := n1.Client.ConfigSet(ctx, "web", []string{"orchestrate=ha"}); err != nil {
 		t.Fatal(err)
 	}
-	took := waitFor(t, "the change on n2", 15*time.Second, func() bool {
-		b, _ := os.ReadFile(filepath.Join(n2.etc, "web.conf"))
+	took := clusterlab.WaitFor(t, "the change on n2", 15*time.Second, func() bool {
+		b, _ := os.ReadFile(filepath.Join(n2.Etc, "web.conf"))
 		return strings.Contains(string(b), "orchestrate = ha")
 	})
 	t.Logf("config change reached n2 in %s", took.Round(time.Millisecond))
-	b, _ := os.ReadFile(filepath.Join(n2.etc, "web.conf"))
+	b, _ := os.ReadFile(filepath.Join(n2.Etc, "web.conf"))
 	if strings.Contains(string(b), "sometimes") {
 		t.Fatal("the refused value reached n2")
 	}
 	// Both agree: the sync branch reads up.
-	waitFor(t, "sync#i0 up on n2", 20*time.Second, func() bool {
-		inst := n2.status(t).Node["n2"].Services["web"]
+	clusterlab.WaitFor(t, "sync#i0 up on n2", 20*time.Second, func() bool {
+		inst := n2.Status(t).Node["n2"].Services["web"]
 		for _, r := range inst.Status.Resources {
 			if r.RID == "sync#i0" {
 				return r.Status.String() == "up"
@@ -122,9 +129,9 @@ func TestCluster_ConfigChangeReachesTheServiceNodes(t *testing.T) {
 	})
 }
 
-func rejects(t *testing.T, nd *node, hb string) int {
+func rejects(t *testing.T, nd *clusterlab.Node, hb string) int {
 	n := 0
-	for k, v := range nd.status(t).Rejects {
+	for k, v := range nd.Status(t).Rejects {
 		if strings.HasPrefix(k, hb+"/") {
 			n += v
 		}
@@ -133,20 +140,20 @@ func rejects(t *testing.T, nd *node, hb string) int {
 }
 
 func TestCluster_ForgedReplayedAndCorruptMessagesAreRejected(t *testing.T) {
-	l := newLab(t, 2, hbInterval, hbTimeout)
-	l.startAll()
-	n1, n2 := l.nodes[0], l.nodes[1]
-	waitFor(t, "n1 to see n2", 15*time.Second, func() bool { return n1.status(t).Node["n2"].State == cluster.Ready })
+	l := clusterlab.New(t, 2, hbInterval, hbTimeout)
+	l.StartAll()
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	clusterlab.WaitFor(t, "n1 to see n2", 15*time.Second, func() bool { return n1.Status(t).Node["n2"].State == cluster.Ready })
 
 	// A forged network heartbeat: packets to n1's heartbeat port from a
 	// node that does not hold the key.
 	before := rejects(t, n1, "hb#1")
-	sendUDP(t, n2.ns, n1.addr, "10000")
-	waitFor(t, "the forged packet counted as rejected", 10*time.Second, func() bool { return rejects(t, n1, "hb#1") > before })
+	sendUDP(t, n2.NS, n1.Addr, "10000")
+	clusterlab.WaitFor(t, "the forged packet counted as rejected", 10*time.Second, func() bool { return rejects(t, n1, "hb#1") > before })
 
 	// A replayed disk heartbeat: n2's slot as it was a moment ago, written
 	// back over the live one.
-	f, err := os.OpenFile(l.hbDisk, os.O_RDWR, 0)
+	f, err := os.OpenFile(l.HBDisk, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +170,7 @@ func TestCluster_ForgedReplayedAndCorruptMessagesAreRejected(t *testing.T) {
 		f.Sync()
 		time.Sleep(hbInterval / 2)
 	}
-	waitFor(t, "the replayed slot counted as rejected", 10*time.Second, func() bool { return rejects(t, n1, "hb#2") > before })
+	clusterlab.WaitFor(t, "the replayed slot counted as rejected", 10*time.Second, func() bool { return rejects(t, n1, "hb#2") > before })
 
 	// A torn slot: garbage in n2's payload.
 	before = rejects(t, n1, "hb#2")
@@ -174,8 +181,8 @@ func TestCluster_ForgedReplayedAndCorruptMessagesAreRejected(t *testing.T) {
 		f.Sync()
 		time.Sleep(5 * time.Millisecond)
 	}
-	waitFor(t, "the corrupt slot counted as rejected", 10*time.Second, func() bool { return rejects(t, n1, "hb#2") > before })
-	if n1.status(t).Node["n2"].State != cluster.Ready {
+	clusterlab.WaitFor(t, "the corrupt slot counted as rejected", 10*time.Second, func() bool { return rejects(t, n1, "hb#2") > before })
+	if n1.Status(t).Node["n2"].State != cluster.Ready {
 		t.Fatal("rejected messages changed what n1 thinks of n2")
 	}
 }
@@ -191,19 +198,19 @@ func sendUDP(t *testing.T, ns, host, port string) {
 }
 
 func TestCluster_ThreeNodesSeeEachOtherAndMarkALostOne(t *testing.T) {
-	l := newLab(t, 3, hbInterval, hbTimeout)
-	l.startAll()
-	for _, a := range l.nodes {
-		for _, b := range l.nodes {
+	l := clusterlab.New(t, 3, hbInterval, hbTimeout)
+	l.StartAll()
+	for _, a := range l.Nodes {
+		for _, b := range l.Nodes {
 			if a == b {
 				continue
 			}
-			waitFor(t, a.name+" to see "+b.name, 20*time.Second, func() bool { return a.status(t).Node[b.name].State == cluster.Ready })
+			clusterlab.WaitFor(t, a.Name+" to see "+b.Name, 20*time.Second, func() bool { return a.Status(t).Node[b.Name].State == cluster.Ready })
 		}
 	}
-	l.kill(l.nodes[2], syscall.SIGTERM)
-	for _, nd := range l.nodes[:2] {
-		took := waitFor(t, nd.name+" to mark n3 lost", 10*time.Second, func() bool { return nd.status(t).Node["n3"].State == cluster.Lost })
-		t.Logf("%s marked n3 lost after %s", nd.name, took.Round(time.Millisecond))
+	l.Kill(l.Nodes[2], syscall.SIGTERM)
+	for _, nd := range l.Nodes[:2] {
+		took := clusterlab.WaitFor(t, nd.Name+" to mark n3 lost", 10*time.Second, func() bool { return nd.Status(t).Node["n3"].State == cluster.Lost })
+		t.Logf("%s marked n3 lost after %s", nd.Name, took.Round(time.Millisecond))
 	}
 }

@@ -1,7 +1,9 @@
-// Package cluster_test runs several vigild processes on this machine, each
-// in a network namespace of its own on a bridge, with a network and a disk
-// heartbeat, and checks what the cluster daemon must show.
-package cluster_test
+// Package clusterlab runs several vigild processes on this machine, each in
+// a network namespace of its own on a bridge (itself in a namespace, out of
+// the host's iptables), with a network and a disk heartbeat: the ground of
+// the cluster end-to-end tests and of the peer-lost benchmark. Everything it
+// makes is removed in the test's cleanup.
+package clusterlab
 
 import (
 	"context"
@@ -33,7 +35,7 @@ func repoRoot() string {
 }
 
 // bins holds vigild, the heartbeat plugins and the test resource plugin.
-func bins(t *testing.T) string {
+func Bins(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		binDir, binErr = os.MkdirTemp("", "vigil-e2e-bin-")
@@ -61,15 +63,14 @@ func bins(t *testing.T) string {
 	return binDir
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
+// Cleanup removes the binaries Bins built; call it from TestMain.
+func Cleanup() {
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
-	os.Exit(code)
 }
 
-func requireRoot(t *testing.T) {
+func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces)")
@@ -79,88 +80,90 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-func sh(t *testing.T, name string, args ...string) {
+func Sh(t testing.TB, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 }
 
-// lab is a few vigild nodes in namespaces of their own.
-type lab struct {
-	t        *testing.T
-	id       string
-	nodes    []*node
-	subnet   string
-	hbDisk   string
+// Lab is a few vigild nodes in namespaces of their own.
+type Lab struct {
+	t      testing.TB
+	id     string
+	Nodes  []*Node
+	subnet string
+	// HBDisk is the file the disk heartbeat uses.
+	HBDisk   string
 	interval time.Duration
 	timeout  time.Duration
 }
 
-type node struct {
-	name   string
-	ns     string
-	addr   string
-	etc    string
-	state  string
-	run    string
-	cmd    *exec.Cmd
-	done   chan struct{}
-	client *api.Client
+// Node is one vigild of a Lab.
+type Node struct {
+	Name     string // n1, n2, ...
+	NS       string // its network namespace
+	Addr     string
+	Etc      string // its config directory
+	StateDir string
+	RunDir   string
+	Client   *api.Client // its API, once started
+	cmd      *exec.Cmd
+	done     chan struct{}
 }
 
-// newLab builds n nodes on a bridge that lives in a namespace of its own
+// New builds n nodes on a bridge that lives in a namespace of its own
 // (the host's iptables FORWARD policy never sees the traffic).
-func newLab(t *testing.T, n int, interval, timeout time.Duration) *lab {
+func New(t testing.TB, n int, interval, timeout time.Duration) *Lab {
 	t.Helper()
-	requireRoot(t)
+	RequireRoot(t)
 	b := make([]byte, 3)
 	rand.Read(b)
 	id := hex.EncodeToString(b)
-	l := &lab{t: t, id: id, subnet: fmt.Sprintf("10.%d.%d", 100+int(b[0])%100, int(b[1])), interval: interval, timeout: timeout}
+	l := &Lab{t: t, id: id, subnet: fmt.Sprintf("10.%d.%d", 100+int(b[0])%100, int(b[1])), interval: interval, timeout: timeout}
 	sw := "vcsw" + id
-	sh(t, "ip", "netns", "add", sw)
+	Sh(t, "ip", "netns", "add", sw)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", sw).Run() })
-	sh(t, "ip", "-n", sw, "link", "add", "br0", "type", "bridge")
-	sh(t, "ip", "-n", sw, "link", "set", "br0", "up")
+	Sh(t, "ip", "-n", sw, "link", "add", "br0", "type", "bridge")
+	Sh(t, "ip", "-n", sw, "link", "set", "br0", "up")
 	base := t.TempDir()
-	l.hbDisk = filepath.Join(base, "hbdisk")
-	sh(t, "truncate", "-s", "8M", l.hbDisk)
+	l.HBDisk = filepath.Join(base, "hbdisk")
+	Sh(t, "truncate", "-s", "8M", l.HBDisk)
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	for i := 1; i <= n; i++ {
-		nd := &node{name: fmt.Sprintf("n%d", i), ns: fmt.Sprintf("vc%s%d", id, i), addr: fmt.Sprintf("%s.%d", l.subnet, i)}
-		sh(t, "ip", "netns", "add", nd.ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", nd.ns).Run() })
+		nd := &Node{Name: fmt.Sprintf("n%d", i), NS: fmt.Sprintf("vc%s%d", id, i), Addr: fmt.Sprintf("%s.%d", l.subnet, i)}
+		Sh(t, "ip", "netns", "add", nd.NS)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", nd.NS).Run() })
 		peer := fmt.Sprintf("vc%s%dp", id, i)
-		sh(t, "ip", "link", "add", "eth0", "netns", nd.ns, "type", "veth", "peer", "name", peer, "netns", sw)
-		sh(t, "ip", "-n", sw, "link", "set", peer, "master", "br0", "up")
-		sh(t, "ip", "-n", nd.ns, "addr", "add", nd.addr+"/24", "dev", "eth0")
-		sh(t, "ip", "-n", nd.ns, "link", "set", "eth0", "up")
-		sh(t, "ip", "-n", nd.ns, "link", "set", "lo", "up")
-		nd.etc = filepath.Join(base, nd.name, "etc")
-		nd.state = filepath.Join(base, nd.name, "lib")
+		Sh(t, "ip", "link", "add", "eth0", "netns", nd.NS, "type", "veth", "peer", "name", peer, "netns", sw)
+		Sh(t, "ip", "-n", sw, "link", "set", peer, "master", "br0", "up")
+		Sh(t, "ip", "-n", nd.NS, "addr", "add", nd.Addr+"/24", "dev", "eth0")
+		Sh(t, "ip", "-n", nd.NS, "link", "set", "eth0", "up")
+		Sh(t, "ip", "-n", nd.NS, "link", "set", "lo", "up")
+		nd.Etc = filepath.Join(base, nd.Name, "etc")
+		nd.StateDir = filepath.Join(base, nd.Name, "lib")
 		run, err := os.MkdirTemp("", "vc")
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.RemoveAll(run) })
-		nd.run = run
-		os.MkdirAll(nd.etc, 0o700)
-		os.WriteFile(filepath.Join(nd.etc, "cluster.secret"), []byte(hex.EncodeToString(secret)+"\n"), 0o600)
-		l.nodes = append(l.nodes, nd)
+		nd.RunDir = run
+		os.MkdirAll(nd.Etc, 0o700)
+		os.WriteFile(filepath.Join(nd.Etc, "cluster.secret"), []byte(hex.EncodeToString(secret)+"\n"), 0o600)
+		l.Nodes = append(l.Nodes, nd)
 	}
-	for _, nd := range l.nodes {
-		os.WriteFile(filepath.Join(nd.etc, "cluster.conf"), []byte(l.clusterConf(nd)), 0o600)
+	for _, nd := range l.Nodes {
+		os.WriteFile(filepath.Join(nd.Etc, "cluster.conf"), []byte(l.clusterConf(nd)), 0o600)
 	}
 	return l
 }
 
-func (l *lab) clusterConf(nd *node) string {
+func (l *Lab) clusterConf(nd *Node) string {
 	var names, addrs []string
-	for _, o := range l.nodes {
-		names = append(names, o.name)
-		addrs = append(addrs, o.name+"="+o.addr)
+	for _, o := range l.Nodes {
+		names = append(names, o.Name)
+		addrs = append(addrs, o.Name+"="+o.Addr)
 	}
 	return fmt.Sprintf(`[cluster]
 name = c%s
@@ -181,17 +184,17 @@ type = disk
 dev = %s
 interval = %s
 timeout = %s
-`, l.id, strings.Join(names, " "), nd.name, strings.Join(addrs, " "), l.interval, l.timeout, l.hbDisk, l.interval, l.timeout)
+`, l.id, strings.Join(names, " "), nd.Name, strings.Join(addrs, " "), l.interval, l.timeout, l.HBDisk, l.interval, l.timeout)
 }
 
 // start runs a node's vigild inside its namespace.
-func (l *lab) start(nd *node) {
+func (l *Lab) Start(nd *Node) {
 	t := l.t
 	t.Helper()
-	bin := bins(t)
-	nd.cmd = exec.Command("ip", "netns", "exec", nd.ns, filepath.Join(bin, "vigild"),
-		"--config-dir", nd.etc, "--state-dir", nd.state, "--run-dir", nd.run, "--plugin-dir", bin, "--log-level", "warn")
-	logf, _ := os.Create(filepath.Join(filepath.Dir(nd.etc), "vigild.log"))
+	bin := Bins(t)
+	nd.cmd = exec.Command("ip", "netns", "exec", nd.NS, filepath.Join(bin, "vigild"),
+		"--config-dir", nd.Etc, "--state-dir", nd.StateDir, "--run-dir", nd.RunDir, "--plugin-dir", bin, "--log-level", "warn")
+	logf, _ := os.Create(filepath.Join(filepath.Dir(nd.Etc), "vigild.log"))
 	nd.cmd.Stdout, nd.cmd.Stderr = logf, logf
 	if err := nd.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -199,26 +202,26 @@ func (l *lab) start(nd *node) {
 	nd.done = make(chan struct{})
 	cmd, done := nd.cmd, nd.done
 	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() { l.kill(nd, syscall.SIGKILL) })
+	t.Cleanup(func() { l.Kill(nd, syscall.SIGKILL) })
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		c, err := api.Dial(filepath.Join(nd.run, api.SocketName))
+		c, err := api.Dial(filepath.Join(nd.RunDir, api.SocketName))
 		if err == nil {
 			if _, err = c.Status(context.Background()); err == nil {
-				nd.client = c
+				nd.Client = c
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(filepath.Join(filepath.Dir(nd.etc), "vigild.log"))
-			t.Fatalf("%s: vigild did not answer: %v\n%s", nd.name, err, b)
+			b, _ := os.ReadFile(filepath.Join(filepath.Dir(nd.Etc), "vigild.log"))
+			t.Fatalf("%s: vigild did not answer: %v\n%s", nd.Name, err, b)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 // kill signals a node's vigild (by the pid we started) and waits for it.
-func (l *lab) kill(nd *node, sig syscall.Signal) {
+func (l *Lab) Kill(nd *Node, sig syscall.Signal) {
 	if nd.cmd == nil || nd.cmd.Process == nil {
 		return
 	}
@@ -236,28 +239,28 @@ func (l *lab) kill(nd *node, sig syscall.Signal) {
 	}
 }
 
-func (l *lab) startAll() {
-	for _, nd := range l.nodes {
-		l.start(nd)
+func (l *Lab) StartAll() {
+	for _, nd := range l.Nodes {
+		l.Start(nd)
 	}
 }
 
-func (nd *node) status(t *testing.T) *api.ClusterStatus {
+func (nd *Node) Status(t testing.TB) *api.ClusterStatus {
 	t.Helper()
-	st, err := nd.client.Status(context.Background())
+	st, err := nd.Client.Status(context.Background())
 	if err != nil {
-		t.Fatalf("%s: %v", nd.name, err)
+		t.Fatalf("%s: %v", nd.Name, err)
 	}
 	return st
 }
 
-func (nd *node) log() string {
-	b, _ := os.ReadFile(filepath.Join(filepath.Dir(nd.etc), "vigild.log"))
+func (nd *Node) Log() string {
+	b, _ := os.ReadFile(filepath.Join(filepath.Dir(nd.Etc), "vigild.log"))
 	return string(b)
 }
 
 // waitFor polls cond until it holds; on timeout it fails with what.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) time.Duration {
+func WaitFor(t testing.TB, what string, d time.Duration, cond func() bool) time.Duration {
 	t.Helper()
 	begin := time.Now()
 	for !cond() {
@@ -269,9 +272,9 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) time.
 	return time.Since(begin)
 }
 
-func writeService(t *testing.T, nd *node, name, text string) {
+func WriteService(t testing.TB, nd *Node, name, text string) {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(nd.etc, name+".conf"), []byte(text), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(nd.Etc, name+".conf"), []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -14,23 +14,9 @@ HB_INTERVAL=${HB_INTERVAL:-0.2s}
 HB_TIMEOUT=${HB_TIMEOUT:-1s}
 [ "$(id -u)" -eq 0 ] || { echo "demo: needs root (namespaces, loop devices, docker)"; exit 1; }
 
+. "$here/lib.sh"
 T0=$(date +%s%N)
-since() { awk -v a="$1" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
 step() { printf '\n[%6ss] == %s\n' "$(since "$T0")" "$*"; }
-lab() { "$BIN/vigil-lab" --name "$LAB" "$@"; }
-run_of() { echo "/run/vigil-lab/$LAB/nodes/$1/run"; }
-svcmon_on() { local n=$1; shift; "$BIN/svcmon" --run-dir "$(run_of "$n")" "$@"; }
-svcmgr_on() { local n=$1; shift; "$BIN/svcmgr" --run-dir "$(run_of "$n")" --config-dir "/run/vigil-lab/$LAB/nodes/$n/etc" "$@"; }
-# jq-less JSON reads of a node's view.
-view() { svcmon_on "$1" --format json 2>/dev/null | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null || true; }
-wait_for() { # node python-expression expected timeout-seconds what
-	local end=$(( $(date +%s) + $4 ))
-	until [ "$(view "$1" "$2")" = "$3" ]; do
-		[ "$(date +%s)" -lt "$end" ] || { echo "demo: timed out waiting for $5"; exit 1; }
-		sleep 0.05
-	done
-}
-avail() { echo "d['node']['$1']['services']['$2']['status']['avail']"; }
 
 cleanup() {
 	local rc=$?
@@ -45,8 +31,8 @@ trap 'exit 130' INT TERM
 step "vigil-lab up --nodes 2 (heartbeats: network + disk, interval $HB_INTERVAL, timeout $HB_TIMEOUT; a BMC per node)"
 lab down >/dev/null 2>&1 || true
 lab up --nodes 2 --hb-interval "$HB_INTERVAL" --hb-timeout "$HB_TIMEOUT"
-REG=$(lab status --format json | python3 -c "import json,sys; print(json.load(sys.stdin)['services']['registry.opensvc.com'])")
-CLIENT_NS=$(lab status --format json | python3 -c "import json,sys; print(json.load(sys.stdin)['client_netns'])")
+REG=$(lab_json "d['services']['registry.opensvc.com']")
+CLIENT_NS=$(lab_json "d['client_netns']")
 
 step "the seed's services start on n1, the first of their nodes (orchestrate = start)"
 wait_for n1 "$(avail n1 registry.opensvc.com)" up 120 "registry up on n1"
@@ -84,21 +70,9 @@ done
 wait "$probe_pid" || true
 probe_pid=""
 client=$(awk '/outage/ {print $2}' "/run/vigil-lab/$LAB/probe.out")
-# secs_after PATTERN: seconds from the power-off to the last log line matching.
-secs_after() {
-	python3 - "$OFF" "$(grep -h -E "$1" "$N2LOG" | tail -1 | cut -d' ' -f1)" <<'PY'
-import sys, datetime
-off, ts = int(sys.argv[1]) / 1e9, sys.argv[2]
-if ts:
-    t = datetime.datetime.strptime(ts.rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc).timestamp()
-    print("%.2f" % (t - off))
-else:
-    print("?")
-PY
-}
-lost=$(secs_after "peer lost")
-fenced=$(secs_after "node fenced")
-up=$(secs_after "action done:.*svc=registry.opensvc.com action=start")
+lost=$(secs_after "$N2LOG" "$OFF" "peer lost")
+fenced=$(secs_after "$N2LOG" "$OFF" "node fenced")
+up=$(secs_after "$N2LOG" "$OFF" "action done:.*svc=registry.opensvc.com action=start")
 echo "n1 lost after ${lost}s; fenced (power-off confirmed by its BMC) after ${fenced}s; registry up on n2 after ${up}s; client outage ${client}s"
 grep -h -E "peer lost|node fenced|claiming|orchestrated start" "/run/vigil-lab/$LAB/nodes/n2/vigild.log" | tail -6 | cut -c1-160
 

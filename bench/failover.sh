@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# make bench-failover RUNS=N: in a two-node lab running the seed's services
+# under orchestrate = ha, N power-offs of the active node through its BMC,
+# each timed from the BMC's confirmation that the power is off to (a) the
+# peer marking the node lost, (b) the fence confirmed, (c) the registry up
+# on the peer, and (d) the client's first successful TCP connection to the
+# registry through its floating address, probed every 20 ms from the
+# client namespace (measured from the client's last good connection).
+# Prints min/median/max of each; the last line sums it up. Asserts nothing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+BIN=${VIGIL_BIN_DIR:-$here/../bin}
+LAB=${LAB:-bench}
+RUNS=${RUNS:-10}
+HB_INTERVAL=${HB_INTERVAL:-0.2s}
+HB_TIMEOUT=${HB_TIMEOUT:-1s}
+[ "$(id -u)" -eq 0 ] || { echo "bench-failover: needs root"; exit 1; }
+. "$here/../e2e/lab/lib.sh"
+trap 'lab down >/dev/null 2>&1 || true' EXIT
+trap 'exit 130' INT TERM
+
+lab down >/dev/null 2>&1 || true
+lab up --nodes 2 --hb-interval "$HB_INTERVAL" --hb-timeout "$HB_TIMEOUT" >/dev/null
+REG=$(lab_json "d['services']['registry.opensvc.com']")
+CLIENT_NS=$(lab_json "d['client_netns']")
+for s in registry.opensvc.com busybox.opensvc.com; do wait_for n1 "$(avail n1 "$s")" up 180 "$s up on n1"; done
+for s in registry.opensvc.com busybox.opensvc.com; do svcmgr_on n1 -s "$s" set orchestrate=ha; done
+until grep -q "orchestrate = ha" "/run/vigil-lab/$LAB/nodes/n2/etc/busybox.opensvc.com.env" 2>/dev/null; do sleep 0.05; done
+
+active=n1 peer=n2
+L=() F=() U=() C=()
+for r in $(seq "$RUNS"); do
+	ip netns exec "$CLIENT_NS" "$BIN/regclient" probe "$REG:5000" >"/run/vigil-lab/$LAB/probe.out" 2>&1 &
+	probe=$!
+	sleep 0.3
+	lab poweroff "$active" >/dev/null
+	OFF=$(date +%s%N)
+	log=$(log_of "$peer")
+	until [ "$(secs_after "$log" "$OFF" "action done:.*svc=registry.opensvc.com action=start")" != "?" ]; do
+		[ "$(since "$OFF" | cut -d. -f1)" -lt 120 ] || { echo "run $r: no takeover within 120 s"; exit 1; }
+		sleep 0.05
+	done
+	wait "$probe" || true
+	L+=("$(secs_after "$log" "$OFF" "peer lost")")
+	F+=("$(secs_after "$log" "$OFF" "node fenced")")
+	U+=("$(secs_after "$log" "$OFF" "action done:.*svc=registry.opensvc.com action=start")")
+	C+=("$(awk '/outage/ {print $2}' "/run/vigil-lab/$LAB/probe.out")")
+	echo "run $r ($active off): lost ${L[-1]}s fenced ${F[-1]}s up ${U[-1]}s client ${C[-1]}s"
+	# Bring the old node back; the services stay on the peer (no
+	# failback), which becomes the active node of the next run.
+	wait_for "$peer" "$(avail "$peer" busybox.opensvc.com)" up 120 "busybox up on $peer"
+	lab poweron "$active" >/dev/null
+	wait_for "$peer" "d['node']['$active']['state']" ready 60 "$active to rejoin"
+	tmp=$active active=$peer peer=$tmp
+done
+
+stats() { # name values...
+	local name=$1; shift
+	printf '%s\n' "$@" | grep -v '^?*$' | sort -n | awk -v n="$name" '{a[NR]=$1} END {
+		if (NR == 0) { printf "%-7s no data\n", n; exit }
+		printf "%-7s min %.2fs  median %.2fs  max %.2fs\n", n, a[1], a[int((NR+1)/2)], a[NR] }'
+}
+median() { printf '%s\n' "$@" | grep -v '^?*$' | sort -n | awk '{a[NR]=$1} END { if (NR) printf "%.2f", a[int((NR+1)/2)]; else printf "?" }'; }
+echo "heartbeats: network + disk, interval $HB_INTERVAL, timeout $HB_TIMEOUT; fencing: stonith-ipmi (ipmi_sim, lanplus, cipher 3)"
+stats lost "${L[@]}"; stats fenced "${F[@]}"; stats up "${U[@]}"; stats client "${C[@]}"
+echo "failover: runs=$RUNS lost_median=$(median "${L[@]}")s fenced_median=$(median "${F[@]}")s up_median=$(median "${U[@]}")s client_median=$(median "${C[@]}")s"
