@@ -112,7 +112,9 @@ func (e *Engine) Schema(ctx context.Context) (*config.Schema, error) {
 			}
 		}
 	}
-	e.schema = s
+	if len(errs) == 0 {
+		e.schema = s // a plugin that failed is asked again next time
+	}
 	return s, nil
 }
 

@@ -181,6 +181,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := os.MkdirAll(d.cfg.RunDir, 0o700); err != nil {
 		return err
 	}
+	// Services are known before the API answers: a caller never sees a
+	// daemon that does not know its services yet.
+	d.scanConfigs(ctx)
 	srv, err := api.Listen(api.ServerConfig{Socket: filepath.Join(d.cfg.RunDir, api.SocketName), Backend: d, Logger: d.log, AllowUID: d.cfg.AllowUID})
 	if err != nil {
 		return err
@@ -192,7 +195,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.log.Error("api server", "error", err)
 		}
 	}()
-	d.scanConfigs(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup

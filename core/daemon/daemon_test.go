@@ -229,3 +229,41 @@ func TestDaemon_RefusesNonRootCallers(t *testing.T) {
 		}
 	}
 }
+
+func TestDaemon_MonitorRestartsThenFailsOver(t *testing.T) {
+	base := t.TempDir()
+	etc := filepath.Join(base, "etc")
+	os.MkdirAll(etc, 0o700)
+	marker := filepath.Join(base, "marker")
+	os.WriteFile(filepath.Join(etc, "web.conf"), []byte("[DEFAULT]\nnodes = n1\nmonitor_schedule = 0.2s\n\n[app#1]\ntype = test\nfile = "+marker+"\nmonitor = true\nrestart = 1\n"), 0o600)
+	n := startDaemon(t, etc)
+	ctx := context.Background()
+	if err := n.client.Action(ctx, "web", api.ActionRequest{Action: "start"}, func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+	state := func() string {
+		b, _ := os.ReadFile(filepath.Join(n.cfg.StateDir, "services", "web", "state.json"))
+		var p persisted
+		json.Unmarshal(b, &p)
+		return p.State
+	}
+	waitFor(t, "started", 5*time.Second, func() bool { return state() == "started" })
+
+	// Down once: restarted in place.
+	os.Remove(marker)
+	waitFor(t, "the monitor to restart it", 10*time.Second, func() bool { _, err := os.Stat(marker); return err == nil })
+	if s := state(); s != "started" {
+		t.Fatalf("after a restart the instance is %q", s)
+	}
+	// Down again, past its budget of one restart: stopped here, and this
+	// node leaves the candidates (failover).
+	waitFor(t, "the status to see it up again", 10*time.Second, func() bool {
+		s := localService(t, n.client, "web")
+		return s != nil && s.Avail == status.Up
+	})
+	os.Remove(marker)
+	waitFor(t, "failover (instance failed)", 10*time.Second, func() bool { return state() == "failed" })
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("restarted past its budget")
+	}
+}

@@ -22,11 +22,12 @@ type orch struct {
 	busy     map[string]bool      // service -> an orchestrated action runs
 	since    map[string]time.Time // service -> when the local state was entered
 	lastWarn map[string]time.Time
+	restarts map[string]*restarts // service/rid -> monitor's restart budget
 }
 
 func newOrch() *orch {
 	return &orch{fenced: map[string]bool{}, fencing: map[string]bool{}, busy: map[string]bool{},
-		since: map[string]time.Time{}, lastWarn: map[string]time.Time{}}
+		since: map[string]time.Time{}, lastWarn: map[string]time.Time{}, restarts: map[string]*restarts{}}
 }
 
 // readyWindow is how long a claim waits before starting: long enough for

@@ -246,6 +246,7 @@ func (d *Daemon) maybeRefresh(ctx context.Context, name string, now time.Time) {
 		s.monitorAt = now
 		d.mu.Unlock()
 		d.metrics.serviceStatus(name, st)
+		d.monitor(ctx, name, st)
 		if changed {
 			d.emit(api.Event{Kind: "status", Service: name, Node: d.node.Local, Message: st.Avail.String()})
 		}

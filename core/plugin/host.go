@@ -39,6 +39,9 @@ var (
 	ErrProtocol = errors.New("plugin protocol version not supported")
 )
 
+// rescanAfter spaces the retries of plugins that failed to start.
+const rescanAfter = 5 * time.Second
+
 // Config configures a Host. The zero value of every field but Dir is
 // usable.
 type Config struct {
@@ -64,8 +67,10 @@ type Host struct {
 	mu      sync.Mutex
 	plugins map[string]*instance // by binary name
 	scanned bool
-	byType  map[string]*instance
-	closed  bool
+	// failedAt is when the last scan left a plugin out; zero when none.
+	failedAt time.Time
+	byType   map[string]*instance
+	closed   bool
 }
 
 // New returns a Host for cfg; it starts nothing.
@@ -172,7 +177,7 @@ func (h *Host) scan(ctx context.Context) error {
 	if h.closed {
 		return errors.New("plugin host is closed")
 	}
-	if h.scanned {
+	if h.scanned && (h.failedAt.IsZero() || time.Since(h.failedAt) < rescanAfter) {
 		return nil
 	}
 	names, err := h.Discover()
@@ -196,10 +201,14 @@ func (h *Host) scan(ctx context.Context) error {
 	}
 	wg.Wait()
 	byType := map[string]*instance{}
+	h.failedAt = time.Time{}
 	for _, n := range names {
 		inst := h.plugins[n]
 		info, err := inst.cachedInfo()
 		if err != nil {
+			// Tried again on a later use: a plugin that failed once
+			// (a slow start, a cancelled call) must not stay out.
+			h.failedAt = time.Now()
 			continue
 		}
 		for _, t := range info.Types {
