@@ -205,3 +205,20 @@ func TestView_NeverHeardPeerIsUnknownNotLost(t *testing.T) {
 		t.Fatal("Heard with a silent peer")
 	}
 }
+
+func TestNodeConfig_ArbitratorsAndSplitAction(t *testing.T) {
+	text := twoNodes + "\n[arbitrator#1]\nuri = tcp://10.0.0.9:1234\n"
+	text = strings.Replace(text, "ready_period", "ready_period", 1)
+	text = strings.Replace(text, "secret_file = cluster.secret\n", "secret_file = cluster.secret\nsplit_action = stop\n", 1)
+	c, err := LoadNodeConfig(writeConf(t, text), pluginKeywords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Arbitrators) != 1 || c.Arbitrators[0] != "10.0.0.9:1234" || c.SplitAction != "stop" {
+		t.Fatalf("%+v %q", c.Arbitrators, c.SplitAction)
+	}
+	_, err = LoadNodeConfig(writeConf(t, twoNodes+"\n[arbitrator#1]\nuri = 10.0.0.9\n"), pluginKeywords)
+	if err == nil || !strings.Contains(err.Error(), "tcp://host:port") {
+		t.Fatalf("bad uri accepted: %v", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,6 +49,12 @@ type NodeConfig struct {
 	Heartbeats  []HeartbeatConfig
 	// Stonith maps a node name to how to fence it.
 	Stonith map[string]StonithConfig
+	// Arbitrators add quorum votes: a partition side counts each one it
+	// can reach.
+	Arbitrators []string // "host:port"
+	// SplitAction is what a side without quorum does with its services:
+	// "none" (leave them, orchestrate nothing) or "stop".
+	SplitAction string
 }
 
 // HeartbeatConfig is one [hb#n] section.
@@ -90,6 +97,11 @@ var clusterKeywords = []config.Keyword{
 	{Name: "secret_file", Help: "a file holding the cluster secret"},
 	{Name: "metrics", Help: "address of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9100 (off when unset)"},
 	{Name: "ready_period", Type: config.Duration, Default: "5s", Help: "longest a starting daemon waits for silent peers"},
+	{Name: "split_action", Default: "none", Candidates: []string{"none", "stop"}, Help: "what a partition side without quorum does with its services"},
+}
+
+var arbitratorKeywords = []config.Keyword{
+	{Name: "uri", Required: true, Help: "tcp://host:port of the arbitrator: reachable means its vote counts"},
 }
 
 var hbKeywords = []config.Keyword{
@@ -135,6 +147,7 @@ func LoadNodeConfig(path string, kw PluginKeywords) (*NodeConfig, error) {
 			c.Nodes = strings.Fields(vals["nodes"])
 			c.Local = vals["node"]
 			c.ReadyPeriod, _ = config.ParseDuration(vals["ready_period"])
+			c.SplitAction = vals["split_action"]
 			if s := vals["secret"]; s != "" {
 				if c.secret, err = hex.DecodeString(s); err != nil || len(c.secret) < 16 {
 					fail(sec.Line, sec.Name, "secret", "give at least 16 bytes as hex (e.g. openssl rand -hex 32)")
@@ -155,9 +168,20 @@ func LoadNodeConfig(path string, kw PluginKeywords) (*NodeConfig, error) {
 			c.heartbeat(path, sec, kw, &errs)
 		case prefix == "stonith" && suffix != "":
 			c.stonith(path, sec, suffix, kw, &errs)
+		case prefix == "arbitrator" && suffix != "":
+			vals, e := config.CheckSection(path, sec, arbitratorKeywords)
+			errs = append(errs, e...)
+			if uri := vals["uri"]; uri != "" {
+				hostport, ok := strings.CutPrefix(uri, "tcp://")
+				if _, _, err := net.SplitHostPort(hostport); !ok || err != nil {
+					fail(sec.Line, sec.Name, "uri", "%q: write tcp://host:port", uri)
+				} else {
+					c.Arbitrators = append(c.Arbitrators, hostport)
+				}
+			}
 		default:
 			errs = append(errs, &config.Error{File: path, Line: sec.Line, Section: sec.Name, Err: config.ErrUnknownSection,
-				Msg: "expected [cluster], [hb#<n>] or [stonith#<node>]"})
+				Msg: "expected [cluster], [hb#<n>], [stonith#<node>] or [arbitrator#<n>]"})
 		}
 	}
 	if clusterSec == nil {

@@ -64,6 +64,8 @@ type Daemon struct {
 	started time.Time
 	metrics *metrics
 	orch    *orch
+	// arbitratorVotes is how many arbitrators answered last.
+	arbitratorVotes atomic.Int32
 
 	mu       sync.Mutex
 	svcs     map[string]*service
@@ -212,6 +214,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	run(d.tickLoop)
 	run(d.scanLoop)
 	run(d.orchestrateLoop)
+	run(d.arbitratorLoop)
 	if d.node.Metrics != "" {
 		run(d.serveMetrics)
 	}

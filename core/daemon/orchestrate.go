@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -11,18 +13,21 @@ import (
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/cluster"
 	"github.com/vigil-ha/vigil/core/orchestrator"
+	"github.com/vigil-ha/vigil/core/status"
 )
 
 // orch is the daemon's side of orchestration: it builds the view the pure
 // orchestrator decides on and carries out its actions.
 type orch struct {
-	mu       sync.Mutex
-	fenced   map[string]bool      // lost node -> power-off confirmed since it was lost
-	fencing  map[string]bool      // fence in progress
-	busy     map[string]bool      // service -> an orchestrated action runs
-	since    map[string]time.Time // service -> when the local state was entered
-	lastWarn map[string]time.Time
-	restarts map[string]*restarts // service/rid -> monitor's restart budget
+	mu          sync.Mutex
+	fenced      map[string]bool      // lost node -> power-off confirmed since it was lost
+	fencing     map[string]bool      // fence in progress
+	busy        map[string]bool      // service -> an orchestrated action runs
+	since       map[string]time.Time // service -> when the local state was entered
+	lastWarn    map[string]time.Time
+	restarts    map[string]*restarts // service/rid -> monitor's restart budget
+	quorum      bool
+	quorumKnown bool
 }
 
 func newOrch() *orch {
@@ -44,7 +49,9 @@ func (d *Daemon) orchestrateLoop(ctx context.Context) {
 			return
 		case now := <-t.C:
 			d.forgetFences()
-			for _, a := range orchestrator.Decide(d.orchestratorView(now)) {
+			v := d.orchestratorView(now)
+			d.noteQuorum(ctx, v)
+			for _, a := range orchestrator.Decide(v) {
 				d.execute(ctx, a)
 			}
 		}
@@ -96,9 +103,7 @@ func (d *Daemon) orchestratorView(now time.Time) orchestrator.View {
 	}
 	since := maps(d.orch.since)
 	d.orch.mu.Unlock()
-	// A partition side without a majority of a cluster of three or more
-	// does not orchestrate.
-	v.Quorum = len(d.node.Nodes) < 3 || 2*alive > len(d.node.Nodes)
+	v.Quorum = d.quorum(alive)
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -380,5 +385,70 @@ func (d *Daemon) adoptExpectations(peer string) {
 		d.mu.Unlock()
 		d.log.Info("operator expectation from peer", "svc", name, "peer", peer, "expect", inst.Expect.Value, "target", inst.Expect.Target)
 		d.savePersisted(name, pst)
+	}
+}
+
+// quorum reports whether this node's side of a partition may orchestrate:
+// with three nodes or more, or arbitrators, it needs a strict majority of
+// the votes (each node one, each reachable arbitrator one).
+func (d *Daemon) quorum(alive int) bool {
+	arbs := len(d.node.Arbitrators)
+	if len(d.node.Nodes) < 3 && arbs == 0 {
+		return true
+	}
+	votes := alive + int(d.arbitratorVotes.Load())
+	return 2*votes > len(d.node.Nodes)+arbs
+}
+
+// arbitratorLoop counts the arbitrators this node reaches, every interval.
+func (d *Daemon) arbitratorLoop(ctx context.Context) {
+	if len(d.node.Arbitrators) == 0 {
+		return
+	}
+	t := time.NewTicker(d.publishInterval())
+	defer t.Stop()
+	for {
+		n := 0
+		for _, a := range d.node.Arbitrators {
+			c, err := net.DialTimeout("tcp", a, d.publishInterval())
+			if err == nil {
+				c.Close()
+				n++
+			}
+		}
+		d.arbitratorVotes.Store(int32(n))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// noteQuorum logs quorum changes and, with split_action = stop, stops the
+// services running here when quorum is lost.
+func (d *Daemon) noteQuorum(ctx context.Context, v orchestrator.View) {
+	d.orch.mu.Lock()
+	changed := d.orch.quorumKnown && d.orch.quorum != v.Quorum
+	first := !d.orch.quorumKnown
+	d.orch.quorum, d.orch.quorumKnown = v.Quorum, true
+	d.orch.mu.Unlock()
+	if changed || (first && !v.Quorum) {
+		if v.Quorum {
+			d.log.Warn("quorum regained: orchestrating again")
+		} else {
+			d.log.Error("quorum lost: this side of the partition orchestrates nothing", "split_action", d.node.SplitAction)
+		}
+		d.emit(api.Event{Kind: "quorum", Node: d.node.Local, Message: fmt.Sprint(v.Quorum)})
+	}
+	if v.Quorum || d.node.SplitAction != "stop" {
+		return
+	}
+	for _, s := range v.Services {
+		inst := s.Instances[v.Local]
+		if inst.Avail != status.Up && inst.Avail != status.Warn && inst.State != orchestrator.Starting {
+			continue
+		}
+		d.execute(ctx, orchestrator.Action{Kind: orchestrator.Stop, Service: s.Name, Reason: "quorum lost (split_action = stop)"})
 	}
 }
