@@ -208,7 +208,6 @@ func TestView_NeverHeardPeerIsUnknownNotLost(t *testing.T) {
 
 func TestNodeConfig_ArbitratorsAndSplitAction(t *testing.T) {
 	text := twoNodes + "\n[arbitrator#1]\nuri = tcp://10.0.0.9:1234\n"
-	text = strings.Replace(text, "ready_period", "ready_period", 1)
 	text = strings.Replace(text, "secret_file = cluster.secret\n", "secret_file = cluster.secret\nsplit_action = stop\n", 1)
 	c, err := LoadNodeConfig(writeConf(t, text), pluginKeywords)
 	if err != nil {
