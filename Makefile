@@ -47,7 +47,7 @@ bench: deps build
 
 # N power-offs of the active node in the lab, timed (RUNS=10 by default).
 bench-failover: deps build
-	VIGIL_BIN_DIR=$(BIN) RUNS=$(or $(RUNS),10) bash bench/failover.sh
+	VIGIL_BIN_DIR=$(BIN) RUNS=$(or $(RUNS),10) PROFILE=$(PROFILE) bash bench/failover.sh
 
 # The main job: a two-node lab, the seed's services, a node powered off,
 # the failover shown. `make demo-single` runs the busybox service on this

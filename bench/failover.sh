@@ -7,6 +7,8 @@
 # registry through its floating address, probed every 20 ms from the
 # client namespace (measured from the client's last good connection).
 # Prints min/median/max of each; the last line sums it up. Asserts nothing.
+# PROFILE=ip times a service holding only a floating address instead, with
+# heartbeats at 0.1 s / 0.3 s and no fencing (what keepalived users compare).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 BIN=${VIGIL_BIN_DIR:-$here/../bin}
@@ -19,37 +21,55 @@ HB_TIMEOUT=${HB_TIMEOUT:-1s}
 trap 'lab down >/dev/null 2>&1 || true' EXIT
 trap 'exit 130' INT TERM
 
+PROFILE=${PROFILE:-seed}
 lab down >/dev/null 2>&1 || true
-lab up --nodes 2 --hb-interval "$HB_INTERVAL" --hb-timeout "$HB_TIMEOUT" >/dev/null
-REG=$(lab_json "d['services']['registry.opensvc.com']")
+if [ "$PROFILE" = ip ]; then
+	# What keepalived users compare with: a service holding only a
+	# floating address, the client's TCP server already listening on
+	# every node, heartbeats at 0.1 s / 0.3 s, no fencing.
+	HB_INTERVAL=0.1s HB_TIMEOUT=0.3s
+	lab up --nodes 2 --hb-interval "$HB_INTERVAL" --hb-timeout "$HB_TIMEOUT" --services=false --images=false >/dev/null
+	SVC=vip PORT=7000
+	ADDR=$(lab_json "d['subnet']").60
+	for n in n1 n2; do lab exec "$n" -- "$BIN/regclient" listen ":$PORT" >/dev/null 2>&1 & done
+	printf '[DEFAULT]\nnodes = n1 n2\norchestrate = ha\nstonith = false\n\n[ip#1]\nipdev = eth0\nipname = %s\nnetmask = 24\n' "$ADDR" \
+		>"/run/vigil-lab/$LAB/nodes/n1/etc/$SVC.conf"
+	wait_for n1 "$(avail n1 $SVC)" up 60 "$SVC up on n1"
+	until [ -f "/run/vigil-lab/$LAB/nodes/n2/etc/$SVC.conf" ]; do sleep 0.05; done
+else
+	lab up --nodes 2 --hb-interval "$HB_INTERVAL" --hb-timeout "$HB_TIMEOUT" >/dev/null
+	SVC=registry.opensvc.com PORT=5000
+	ADDR=$(lab_json "d['services']['registry.opensvc.com']")
+	for s in registry.opensvc.com busybox.opensvc.com; do wait_for n1 "$(avail n1 "$s")" up 180 "$s up on n1"; done
+	for s in registry.opensvc.com busybox.opensvc.com; do svcmgr_on n1 -s "$s" set orchestrate=ha; done
+	until grep -q "orchestrate = ha" "/run/vigil-lab/$LAB/nodes/n2/etc/busybox.opensvc.com.env" 2>/dev/null; do sleep 0.05; done
+fi
 CLIENT_NS=$(lab_json "d['client_netns']")
-for s in registry.opensvc.com busybox.opensvc.com; do wait_for n1 "$(avail n1 "$s")" up 180 "$s up on n1"; done
-for s in registry.opensvc.com busybox.opensvc.com; do svcmgr_on n1 -s "$s" set orchestrate=ha; done
-until grep -q "orchestrate = ha" "/run/vigil-lab/$LAB/nodes/n2/etc/busybox.opensvc.com.env" 2>/dev/null; do sleep 0.05; done
 
 active=n1 peer=n2
 L=() F=() U=() C=()
 for r in $(seq "$RUNS"); do
-	ip netns exec "$CLIENT_NS" "$BIN/regclient" probe "$REG:5000" >"/run/vigil-lab/$LAB/probe.out" 2>&1 &
+	ip netns exec "$CLIENT_NS" "$BIN/regclient" probe "$ADDR:$PORT" >"/run/vigil-lab/$LAB/probe.out" 2>&1 &
 	probe=$!
 	sleep 0.3
 	lab poweroff "$active" >/dev/null
 	OFF=$(date +%s%N)
 	log=$(log_of "$peer")
-	until [ "$(secs_after "$log" "$OFF" "action done:.*svc=registry.opensvc.com action=start")" != "?" ]; do
+	until [ "$(secs_after "$log" "$OFF" "action done:.*svc=$SVC action=start")" != "?" ]; do
 		[ "$(since "$OFF" | cut -d. -f1)" -lt 120 ] || { echo "run $r: no takeover within 120 s"; exit 1; }
 		sleep 0.05
 	done
 	wait "$probe" || true
 	L+=("$(secs_after "$log" "$OFF" "peer lost")")
 	F+=("$(secs_after "$log" "$OFF" "node fenced")")
-	U+=("$(secs_after "$log" "$OFF" "action done:.*svc=registry.opensvc.com action=start")")
+	U+=("$(secs_after "$log" "$OFF" "action done:.*svc=$SVC action=start")")
 	C+=("$(awk '/outage/ {print $2}' "/run/vigil-lab/$LAB/probe.out")")
 	echo "run $r ($active off): lost ${L[-1]}s fenced ${F[-1]}s up ${U[-1]}s client ${C[-1]}s"
 	# Bring the old node back; the services stay on the peer (no
 	# failback), which becomes the active node of the next run.
-	wait_for "$peer" "$(avail "$peer" busybox.opensvc.com)" up 120 "busybox up on $peer"
+	[ "$PROFILE" = ip ] || wait_for "$peer" "$(avail "$peer" busybox.opensvc.com)" up 120 "busybox up on $peer"
 	lab poweron "$active" >/dev/null
+	[ "$PROFILE" != ip ] || { lab exec "$active" -- "$BIN/regclient" listen ":$PORT" >/dev/null 2>&1 & }
 	wait_for "$peer" "d['node']['$active']['state']" ready 60 "$active to rejoin"
 	tmp=$active active=$peer peer=$tmp
 done
@@ -61,6 +81,12 @@ stats() { # name values...
 		printf "%-7s min %.2fs  median %.2fs  max %.2fs\n", n, a[1], a[int((NR+1)/2)], a[NR] }'
 }
 median() { printf '%s\n' "$@" | grep -v '^?*$' | sort -n | awk '{a[NR]=$1} END { if (NR) printf "%.2f", a[int((NR+1)/2)]; else printf "?" }'; }
-echo "heartbeats: network + disk, interval $HB_INTERVAL, timeout $HB_TIMEOUT; fencing: stonith-ipmi (ipmi_sim, lanplus, cipher 3)"
-stats lost "${L[@]}"; stats fenced "${F[@]}"; stats up "${U[@]}"; stats client "${C[@]}"
-echo "failover: runs=$RUNS lost_median=$(median "${L[@]}")s fenced_median=$(median "${F[@]}")s up_median=$(median "${U[@]}")s client_median=$(median "${C[@]}")s"
+if [ "$PROFILE" = ip ]; then
+	echo "heartbeats: network + disk, interval $HB_INTERVAL, timeout $HB_TIMEOUT; fencing: off; service: one floating address"
+	stats lost "${L[@]}"; stats up "${U[@]}"; stats client "${C[@]}"
+	echo "failover-ip: runs=$RUNS lost_median=$(median "${L[@]}")s client_median=$(median "${C[@]}")s"
+else
+	echo "heartbeats: network + disk, interval $HB_INTERVAL, timeout $HB_TIMEOUT; fencing: stonith-ipmi (ipmi_sim, lanplus, cipher 3)"
+	stats lost "${L[@]}"; stats fenced "${F[@]}"; stats up "${U[@]}"; stats client "${C[@]}"
+	echo "failover: runs=$RUNS lost_median=$(median "${L[@]}")s fenced_median=$(median "${F[@]}")s up_median=$(median "${U[@]}")s client_median=$(median "${C[@]}")s"
+fi

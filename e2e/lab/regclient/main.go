@@ -26,7 +26,7 @@ const manifestType = "application/vnd.docker.distribution.manifest.v2+json"
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: regclient push|pull HOST:PORT REPO:TAG [DIGEST] | probe HOST:PORT [--max 60s]")
+		fmt.Fprintln(os.Stderr, "usage: regclient push|pull HOST:PORT REPO:TAG [DIGEST] | probe HOST:PORT | listen [HOST]:PORT")
 		os.Exit(2)
 	}
 	var err error
@@ -41,6 +41,8 @@ func main() {
 		err = pull(os.Args[2], os.Args[3], want)
 	case "probe":
 		err = probe(os.Args[2], 60*time.Second)
+	case "listen":
+		err = listen(os.Args[2])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -205,4 +207,20 @@ func probe(addr string, max time.Duration) error {
 		time.Sleep(time.Until(now.Add(20 * time.Millisecond)))
 	}
 	return errors.New("no outage seen, or it did not end, within the limit")
+}
+
+// listen accepts connections and closes them: the TCP server that already
+// listens on every node in the address-only failover profile.
+func listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		c.Close()
+	}
 }
