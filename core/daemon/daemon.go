@@ -64,6 +64,8 @@ type Daemon struct {
 	started time.Time
 	metrics *metrics
 	orch    *orch
+	// wake asks the orchestrator to decide now.
+	wake chan struct{}
 	// arbitratorVotes is how many arbitrators answered last.
 	arbitratorVotes atomic.Int32
 
@@ -115,7 +117,7 @@ func New(cfg Config) (*Daemon, error) {
 		cfg.ScanInterval = 2 * time.Second
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, svcs: map[string]*service{}, subs: map[chan api.Event]struct{}{},
-		started: time.Now(), lastView: map[string]cluster.NodeState{}, orch: newOrch()}
+		started: time.Now(), lastView: map[string]cluster.NodeState{}, orch: newOrch(), wake: make(chan struct{}, 1)}
 	b := make([]byte, 8)
 	rand.Read(b)
 	d.boot = hex.EncodeToString(b)
@@ -261,6 +263,7 @@ func (d *Daemon) tickLoop(ctx context.Context) {
 		case now := <-t.C:
 			for _, ev := range d.view.Tick(now) {
 				d.log.Warn("peer lost: every heartbeat is stale", "peer", ev.Peer)
+				d.poke()
 				d.emit(api.Event{Kind: "peer", Node: ev.Peer, Message: "lost"})
 			}
 			d.updateJoining(now)

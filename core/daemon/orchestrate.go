@@ -44,16 +44,19 @@ func (d *Daemon) orchestrateLoop(ctx context.Context) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
+		var now time.Time
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			d.forgetFences()
-			v := d.orchestratorView(now)
-			d.noteQuorum(ctx, v)
-			for _, a := range orchestrator.Decide(v) {
-				d.execute(ctx, a)
-			}
+		case now = <-t.C:
+		case <-d.wake:
+			now = time.Now() // a peer lost or back, a fence confirmed: act now
+		}
+		d.forgetFences()
+		v := d.orchestratorView(now)
+		d.noteQuorum(ctx, v)
+		for _, a := range orchestrator.Decide(v) {
+			d.execute(ctx, a)
 		}
 	}
 }
@@ -262,6 +265,7 @@ func (d *Daemon) fence(ctx context.Context, node string) {
 				d.orch.mu.Lock()
 				d.orch.fenced[node] = true
 				d.orch.mu.Unlock()
+				d.poke()
 				log.Warn("node fenced: power-off confirmed", "took", time.Since(begin).Round(time.Millisecond), "log", strings.Join(lines, "; "))
 				d.metrics.fence(true)
 				d.emit(api.Event{Kind: "fence", Node: node, Message: "fenced"})
@@ -450,5 +454,13 @@ func (d *Daemon) noteQuorum(ctx context.Context, v orchestrator.View) {
 			continue
 		}
 		d.execute(ctx, orchestrator.Action{Kind: orchestrator.Stop, Service: s.Name, Reason: "quorum lost (split_action = stop)"})
+	}
+}
+
+// poke makes the orchestrator decide at once instead of at its next tick.
+func (d *Daemon) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
 	}
 }
