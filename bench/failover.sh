@@ -18,7 +18,18 @@ HB_INTERVAL=${HB_INTERVAL:-0.2s}
 HB_TIMEOUT=${HB_TIMEOUT:-1s}
 [ "$(id -u)" -eq 0 ] || { echo "bench-failover: needs root"; exit 1; }
 . "$here/../e2e/lab/lib.sh"
-trap 'lab down >/dev/null 2>&1 || true' EXIT
+keep_logs() {
+	local rc=$?
+	if [ $rc -ne 0 ] && [ -d "/run/vigil-lab/$LAB/nodes" ]; then
+		local dst=/tmp/vigil-bench-failover-logs
+		rm -rf "$dst"; mkdir -p "$dst"
+		for n in /run/vigil-lab/"$LAB"/nodes/*; do cp "$n/vigild.log" "$dst/$(basename "$n").log" 2>/dev/null || true; done
+		echo "bench-failover: failed; the nodes' logs are in $dst"
+	fi
+	lab down >/dev/null 2>&1 || true
+	exit $rc
+}
+trap keep_logs EXIT
 trap 'exit 130' INT TERM
 
 PROFILE=${PROFILE:-seed}

@@ -128,6 +128,9 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.metrics = newMetrics(d)
+	for _, hb := range d.node.Heartbeats {
+		d.metrics.rejects.WithLabelValues(hb.Name) // shown at 0 from the start
+	}
 	return d, nil
 }
 

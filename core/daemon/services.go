@@ -122,9 +122,12 @@ func (d *Daemon) loadService(ctx context.Context, name, path string, mtime time.
 	if !ok {
 		s = &service{name: name, persist: d.loadPersisted(name)}
 		switch s.persist.State {
-		case "ready", "starting", "stopping":
+		case "ready", "starting", "stopping", "started", "stopped":
 			// An action cannot be in flight across a restart of the
-			// daemon: the status evaluation says where things stand.
+			// daemon, and whether the service runs is the status
+			// evaluation's to say, not a record from a former life
+			// (a node powered off "started" boots with it down).
+			// Failures stay: they keep the node out of the candidates.
 			s.persist.State = ""
 		}
 		d.svcs[name] = s

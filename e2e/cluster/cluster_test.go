@@ -214,3 +214,24 @@ func TestCluster_ThreeNodesSeeEachOtherAndMarkALostOne(t *testing.T) {
 		t.Logf("%s marked n3 lost after %s", nd.Name, took.Round(time.Millisecond))
 	}
 }
+
+func TestCluster_MetricsShowHeartbeatAges(t *testing.T) {
+	l := clusterlab.New(t, 2, hbInterval, hbTimeout)
+	l.StartAll()
+	n1 := l.Nodes[0]
+	clusterlab.WaitFor(t, "n1 to see n2", 15*time.Second, func() bool { return n1.Status(t).Node["n2"].State == cluster.Ready })
+	// The endpoint listens on the node's own loopback: ask from inside.
+	out, err := exec.Command("ip", "netns", "exec", n1.NS, "curl", "-sf", "http://127.0.0.1:9100/metrics").CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl /metrics: %v\n%s", err, out)
+	}
+	for _, want := range []string{`vigil_heartbeat_age_seconds{hb="hb#1",peer="n2"}`, `vigil_heartbeat_age_seconds{hb="hb#2",peer="n2"}`,
+		"vigil_heartbeat_rejects_total", "vigil_plugin_restarts_total"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(strings.ToLower(string(out)), "secret") {
+		t.Error("/metrics mentions the secret")
+	}
+}

@@ -171,6 +171,7 @@ nodes = %s
 node = %s
 secret_file = cluster.secret
 ready_period = 3s
+metrics = 127.0.0.1:9100
 
 [hb#1]
 type = net
