@@ -6,7 +6,11 @@
 // in lvm.conf, LVM itself then refuses to activate the group on a node that
 // does not own it.
 //
-// The driver runs the lvm command; it never edits lvm.conf.
+// With scsireserv = true the group's physical volumes are also protected
+// by a SCSI-3 persistent reservation (see scsireserv.go), taken before the
+// tag moves and released after the group is deactivated.
+//
+// The driver runs the lvm command and sg_persist; it never edits lvm.conf.
 package lvm
 
 import (
@@ -18,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +56,10 @@ type Config struct {
 	// Command is the lvm binary. Default: "lvm" from PATH, else
 	// /usr/sbin/lvm or /sbin/lvm.
 	Command string
+	// SGPersist is the sg_persist binary (sg3-utils), used when a group
+	// has scsireserv = true. Default: "sg_persist" from PATH, else
+	// /usr/bin/sg_persist.
+	SGPersist string
 	// Logger defaults to sdk.Logger().
 	Logger hclog.Logger
 }
@@ -61,6 +70,9 @@ type Driver struct {
 	log hclog.Logger
 	// hostErr is why Hostname could not be set; Start and Stop report it.
 	hostErr error
+	// openPR gives the reservation interface of a physical volume; tests
+	// replace it with a model of a PR-capable device.
+	openPR func(dev string) prDevice
 }
 
 var _ sdk.ResourceDriver = (*Driver)(nil)
@@ -89,9 +101,16 @@ func New(cfg Config) *Driver {
 			}
 		}
 	}
+	if cfg.SGPersist == "" {
+		cfg.SGPersist = "sg_persist"
+		if _, err := exec.LookPath("sg_persist"); err != nil {
+			cfg.SGPersist = "/usr/bin/sg_persist"
+		}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = sdk.Logger()
 	}
+	d.openPR = func(dev string) prDevice { return &sgPersist{cmd: cfg.SGPersist, dev: dev} }
 	d.cfg = cfg
 	d.log = cfg.Logger.Named("lvm")
 	return d
@@ -109,7 +128,9 @@ func (d *Driver) Info() sdk.Info {
 			Keywords: []sdk.Keyword{
 				{Name: KwVGName, Required: true, Aliases: []string{"name"}, Help: "The volume group name."},
 				{Name: KwSCSIReserv, Type: sdk.TypeBool, Default: "false", Aliases: []string{"scsi_reserve"},
-					Help: "Protect the group's disks with a SCSI-3 persistent reservation (not implemented yet: accepted and ignored with a warning)."},
+					Help: "Protect the group's disks with a SCSI-3 persistent reservation (Write Exclusive, registrants only): start registers this node's key on every physical volume, reserves them and preempts any other node's key; stop releases and unregisters. Needs sg_persist (sg3-utils) and disks that take PERSISTENT RESERVE."},
+				{Name: KwSCSIReservKey, Type: sdk.TypeList,
+					Help: "The reservation keys, one per node: node1=0x1a2b node2=0x3c4d. A node not listed uses the first 8 bytes of sha256(\"vigil:\" + its host name)."},
 			},
 		}},
 	}
@@ -134,6 +155,9 @@ func (d *Driver) Validate(_ context.Context, r sdk.Resource) []sdk.FieldError {
 	if _, err := sdk.ParseBool(r.Get(KwSCSIReserv)); err != nil {
 		errs = append(errs, sdk.FieldError{Keyword: KwSCSIReserv, Message: err.Error()})
 	}
+	if _, err := parseKeyMap(r.Get(KwSCSIReservKey)); err != nil {
+		errs = append(errs, sdk.FieldError{Keyword: KwSCSIReservKey, Message: err.Error()})
+	}
 	return errs
 }
 
@@ -148,8 +172,9 @@ func (d *Driver) check(r sdk.Resource) (string, error) {
 	return r.Get(KwVGName), nil
 }
 
-// Start takes the volume group: it removes other hosts' tags, tags it with
-// this host and activates it.
+// Start takes the volume group: with scsireserv it first reserves every
+// physical volume for this node, then it removes other hosts' tags, tags
+// it with this host and activates it.
 func (d *Driver) Start(ctx context.Context, r sdk.Resource) ([]string, error) {
 	vg, err := d.check(r)
 	if err != nil {
@@ -160,14 +185,23 @@ func (d *Driver) Start(ctx context.Context, r sdk.Resource) ([]string, error) {
 	}
 	log := d.log.With("rid", r.RID, "svc", r.Service.Name, "vg", vg)
 	var out []string
-	if r.Bool(KwSCSIReserv) {
-		msg := fmt.Sprintf("scsireserv is not implemented yet: the disks of %s are not protected by a SCSI reservation", vg)
-		log.Warn(msg)
-		out = append(out, "warning: "+msg)
-	}
 	info, err := d.vgInfo(ctx, vg)
 	if err != nil {
 		return out, fmt.Errorf("start vg %s: %w", vg, err)
+	}
+	if r.Bool(KwSCSIReserv) {
+		// Before the tag moves: the tag is written to the disks,
+		// and a lost peer's reservation refuses our writes until
+		// we preempt it.
+		rs, devs, err := d.reservation(ctx, r, vg)
+		if err != nil {
+			return out, fmt.Errorf("start vg %s: %w", vg, err)
+		}
+		lines, err := rs.acquire(ctx, devs)
+		out = append(out, lines...)
+		if err != nil {
+			return out, fmt.Errorf("start vg %s: %w", vg, err)
+		}
 	}
 	// One vgchange moves the ownership, so that the group is never left
 	// untagged or tagged twice by a failure halfway. Every tag is read as
@@ -205,8 +239,9 @@ func (d *Driver) Start(ctx context.Context, r sdk.Resource) ([]string, error) {
 	return out, nil
 }
 
-// Stop deactivates the volume group and removes this host's tag. A group
-// LVM does not see is left alone.
+// Stop deactivates the volume group, removes this host's tag and, with
+// scsireserv, releases the reservation and unregisters this node's key. A
+// group LVM does not see is left alone.
 func (d *Driver) Stop(ctx context.Context, r sdk.Resource) ([]string, error) {
 	vg, err := d.check(r)
 	if err != nil {
@@ -237,11 +272,25 @@ func (d *Driver) Stop(ctx context.Context, r sdk.Resource) ([]string, error) {
 		out = append(out, fmt.Sprintf("removed the tag %s", tag))
 	}
 	d.log.Info("deactivated", "rid", r.RID, "svc", r.Service.Name, "vg", vg)
+	if r.Bool(KwSCSIReserv) {
+		rs, devs, err := d.reservation(ctx, r, vg)
+		if err != nil {
+			return out, fmt.Errorf("stop vg %s: %w", vg, err)
+		}
+		lines, err := rs.release(ctx, devs)
+		out = append(out, lines...)
+		if err != nil {
+			return out, fmt.Errorf("stop vg %s: %w", vg, err)
+		}
+	}
 	return out, nil
 }
 
 // Status reports up when the group is tagged with this host and its
-// logical volumes are active.
+// logical volumes are active and, with scsireserv, this node holds the
+// reservation of every physical volume. A reservation held by another key
+// or missing is named in a reason line; the status is then warn when the
+// group is otherwise up here, down when it is not (a passive node).
 func (d *Driver) Status(ctx context.Context, r sdk.Resource) sdk.ResourceStatus {
 	vg, err := d.check(r)
 	if err != nil {
@@ -265,6 +314,15 @@ func (d *Driver) Status(ctx context.Context, r sdk.Resource) sdk.ResourceStatus 
 	}
 	st := assess(d.cfg.Hostname, info, lvs)
 	st.Label = vg
+	if r.Bool(KwSCSIReserv) {
+		rs, devs, err := d.reservation(ctx, r, vg)
+		if err != nil {
+			return sdk.ResourceStatus{Status: sdk.StatusUndef, Label: vg, Log: append(st.Log, err.Error())}
+		}
+		pr := assessReservation(rs.key, rs.states(ctx, devs))
+		st.Status = combine(st.Status, pr.Status)
+		st.Log = append(st.Log, pr.Log...)
+	}
 	return st
 }
 
@@ -329,6 +387,46 @@ func assess(host string, info vgState, lvs []lvState) sdk.ResourceStatus {
 		st.Status = sdk.StatusWarn
 	}
 	return st
+}
+
+// reservation returns the reserver of r and the physical volumes of vg.
+func (d *Driver) reservation(ctx context.Context, r sdk.Resource, vg string) (reserver, []string, error) {
+	key, err := d.reservationKey(r)
+	if err != nil {
+		return reserver{}, nil, err
+	}
+	devs, err := d.pvPaths(ctx, vg)
+	if err != nil {
+		return reserver{}, nil, err
+	}
+	log := d.log.With("rid", r.RID, "svc", r.Service.Name, "vg", vg)
+	return reserver{key: key, open: d.openPR, log: log}, devs, nil
+}
+
+// pvPaths lists the devices of vg's physical volumes. A missing one
+// (partial group) is an error: its reservation cannot be checked or taken.
+func (d *Driver) pvPaths(ctx context.Context, vg string) ([]string, error) {
+	out, err := d.run(ctx, "vgs", "--reportformat", "json", "-o", "pv_name", vg)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := parseReport(out, "vg")
+	if err != nil {
+		return nil, fmt.Errorf("read vgs output: %w", err)
+	}
+	var devs []string
+	for _, row := range rows {
+		dev := row["pv_name"]
+		if dev == "" || strings.HasPrefix(dev, "[unknown]") {
+			return nil, fmt.Errorf("volume group %s has a missing physical volume: its SCSI reservation cannot be handled; check pvs", vg)
+		}
+		devs = append(devs, dev)
+	}
+	if len(devs) == 0 {
+		return nil, fmt.Errorf("vgs lists no physical volume for %s", vg)
+	}
+	sort.Strings(devs)
+	return slices.Compact(devs), nil
 }
 
 // vgState is what vgs says about a group.

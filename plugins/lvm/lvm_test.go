@@ -104,6 +104,13 @@ func TestNew_RejectsHostNameThatIsNotATag(t *testing.T) {
 // at cleanup.
 func sharedVG(t *testing.T) (vg, lvmConfig string) {
 	t.Helper()
+	vg, lvmConfig, _ = sharedVGOn(t, 1)
+	return vg, lvmConfig
+}
+
+// sharedVGOn is sharedVG on n loop devices, which it returns too.
+func sharedVGOn(t *testing.T, n int) (vg, lvmConfig string, devs []string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for loop devices and LVM")
 	}
@@ -112,34 +119,39 @@ func sharedVG(t *testing.T) (vg, lvmConfig string) {
 			t.Skipf("needs %s: %v", tool, err)
 		}
 	}
-	img := filepath.Join(t.TempDir(), "pv.img")
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, 16<<20); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("losetup", "--find", "--show", img).CombinedOutput()
-	if err != nil {
-		t.Skipf("losetup: %v: %s", err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup -d %s: %v: %s", dev, err, out)
+	var accept []string
+	for i := range n {
+		img := filepath.Join(t.TempDir(), fmt.Sprintf("pv%d.img", i))
+		if err := os.WriteFile(img, nil, 0o600); err != nil {
+			t.Fatal(err)
 		}
-	})
-	// Only this loop device, no devices file, no metadata backups in /etc.
-	filter := fmt.Sprintf(`["a|^%s$|","r|.*|"]`, dev)
+		if err := os.Truncate(img, 16<<20); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("losetup", "--find", "--show", img).CombinedOutput()
+		if err != nil {
+			t.Skipf("losetup: %v: %s", err, out)
+		}
+		dev := strings.TrimSpace(string(out))
+		t.Cleanup(func() {
+			if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
+				t.Errorf("losetup -d %s: %v: %s", dev, err, out)
+			}
+		})
+		devs = append(devs, dev)
+		accept = append(accept, fmt.Sprintf(`"a|^%s$|"`, dev))
+	}
+	// Only these loop devices, no devices file, no metadata backups in /etc.
+	filter := fmt.Sprintf(`[%s,"r|.*|"]`, strings.Join(accept, ","))
 	lvmConfig = fmt.Sprintf(`devices { filter=%s global_filter=%s use_devicesfile=0 } backup { backup=0 archive=0 }`, filter, filter)
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	vg = "vgvigiltest" + hex.EncodeToString(b)
-	lvmRun(t, lvmConfig, "pvcreate", "-q", dev)
-	t.Cleanup(func() { lvmRun(t, lvmConfig, "pvremove", "-q", "-y", dev) })
-	lvmRun(t, lvmConfig, "vgcreate", "-q", vg, dev)
+	lvmRun(t, lvmConfig, "pvcreate", append([]string{"-q"}, devs...)...)
+	t.Cleanup(func() { lvmRun(t, lvmConfig, "pvremove", append([]string{"-q", "-y"}, devs...)...) })
+	lvmRun(t, lvmConfig, "vgcreate", append([]string{"-q", vg}, devs...)...)
 	t.Cleanup(func() { lvmRun(t, lvmConfig, "vgremove", "-q", "-f", vg) })
-	return vg, lvmConfig
+	return vg, lvmConfig, devs
 }
 
 func lvmRun(t *testing.T, lvmConfig, cmd string, args ...string) string {
@@ -226,20 +238,29 @@ func TestDriver_TagActivateStatusRelease(t *testing.T) {
 	}
 }
 
-func TestDriver_SCSIReservAcceptedWithWarning(t *testing.T) {
+// The real sg_persist against a loop device: the host has no SCSI target,
+// but this shows that the real implementation is wired in, that start
+// fails before it tags or activates anything, and that the error says why.
+func TestDriver_SCSIReserv_RealSgPersistRefusesALoopDevice(t *testing.T) {
+	if _, err := exec.LookPath("sg_persist"); err != nil {
+		t.Skip("needs sg_persist (sg3-utils)")
+	}
 	vg, lvmConfig := sharedVG(t)
 	ctx := context.Background()
 	d := New(Config{Hostname: "node-a", LVMConfig: lvmConfig, Logger: hclog.NewNullLogger()})
 	r := sdk.Resource{RID: "vg#1", Type: "disk.vg", Keywords: map[string]string{KwVGName: vg, KwSCSIReserv: "true"}}
-	log, err := d.Start(ctx, r)
-	if err != nil {
-		t.Fatalf("start: %v", err)
+	_, err := d.Start(ctx, r)
+	if !errors.Is(err, ErrPRNotSupported) || !strings.Contains(err.Error(), "does not take SCSI commands") {
+		t.Fatalf("start: %v, want ErrPRNotSupported saying the device takes no SCSI commands", err)
 	}
-	if !strings.Contains(strings.Join(log, "\n"), "scsireserv is not implemented yet") {
-		t.Errorf("start log %q does not warn about scsireserv", log)
+	if got := tags(t, lvmConfig, vg); got != "" {
+		t.Errorf("tags after a failed reservation: %q, want none", got)
 	}
-	if _, err := d.Stop(ctx, r); err != nil {
-		t.Fatalf("stop: %v", err)
+	if st := d.Status(ctx, r); st.Status != sdk.StatusUndef || !strings.Contains(strings.Join(st.Log, "\n"), "cannot read the reservation") {
+		t.Errorf("status: %v %q, want undef naming the reservation", st.Status, st.Log)
+	}
+	if _, err := d.Stop(ctx, r); !errors.Is(err, ErrPRNotSupported) {
+		t.Errorf("stop: %v, want ErrPRNotSupported", err)
 	}
 }
 
