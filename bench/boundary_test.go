@@ -2,23 +2,18 @@ package bench
 
 import (
 	"context"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vigil-ha/vigil/core/plugin"
+	"github.com/vigil-ha/vigil/core/plugin/plugintest"
 )
 
 // BenchmarkPluginBoundary times a status call whose driver does almost
 // nothing (one stat): what the plugin boundary itself costs.
 func BenchmarkPluginBoundary(b *testing.B) {
-	dir := b.TempDir()
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "vigil-plugin-test"), "../core/plugin/testdata/testplugin").CombinedOutput(); err != nil {
-		b.Fatalf("build test plugin: %v\n%s", err, out)
-	}
-	host := plugin.New(plugin.Config{Dir: dir, Logger: hclog.NewNullLogger()})
+	host := plugin.New(plugin.Config{Dir: plugintest.Dir(b), Logger: hclog.NewNullLogger()})
 	defer host.Close()
 	ctx := context.Background()
 	d, err := host.Driver(ctx, "app.test")

@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/plugin"
+	"github.com/vigil-ha/vigil/core/plugin/plugintest"
 )
 
 const (
@@ -30,12 +31,8 @@ const (
 // the test plugin.
 func manyServices(b *testing.B) (etc, plugins string) {
 	base := b.TempDir()
-	etc, plugins = filepath.Join(base, "etc"), filepath.Join(base, "plugins")
+	etc, plugins = filepath.Join(base, "etc"), plugintest.Dir(b)
 	os.MkdirAll(etc, 0o700)
-	os.MkdirAll(plugins, 0o700)
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(plugins, "vigil-plugin-test"), "../core/plugin/testdata/testplugin").CombinedOutput(); err != nil {
-		b.Fatalf("build test plugin: %v\n%s", err, out)
-	}
 	for s := range benchServices {
 		var conf strings.Builder
 		conf.WriteString("[DEFAULT]\nnodes = n1\n")

@@ -250,7 +250,7 @@ func TestSeedBusybox_StartStatusStopLeavesNothing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(n.runDir, "services", svc, "docker", "docker.sock")); err == nil {
 		t.Errorf("the private docker daemon's socket is still there")
 	}
-	if procs := processesFrom(bins(t)); len(procs) > 0 {
+	if procs := processesStartedFrom(n.pluginDir); len(procs) > 0 {
 		t.Errorf("plugin processes left behind: %v", procs)
 	}
 	if procs := processesMatching(appdata); len(procs) > 0 {
@@ -305,14 +305,20 @@ func hostname(t testing.TB) string {
 	return h
 }
 
-// processesFrom lists the pids whose executable lives in dir.
-func processesFrom(dir string) []string {
+// processesStartedFrom lists the pids started from a path in dir (their
+// argv[0]): this node's plugins, not another test's or lab's started from
+// the same binaries.
+func processesStartedFrom(dir string) []string {
 	var out []string
-	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
-		exe, err := os.Readlink(p)
-		if err == nil && strings.HasPrefix(exe, dir+"/") {
-			out = append(out, strings.Split(p, "/")[2]+" "+exe)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		argv0, _, _ := strings.Cut(string(b), "\x00")
+		if strings.HasPrefix(argv0, dir+"/") {
+			out = append(out, strings.Split(p, "/")[2]+" "+argv0)
 		}
 	}
 	return out

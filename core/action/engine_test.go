@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,34 +15,9 @@ import (
 
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/plugin"
+	"github.com/vigil-ha/vigil/core/plugin/plugintest"
 	"github.com/vigil-ha/vigil/core/status"
 )
-
-var (
-	pluginOnce sync.Once
-	pluginDir  string
-	pluginErr  error
-)
-
-// testPluginDir holds the host's test plugin (type app.test: up while its
-// marker file exists; start can be delayed or made to fail).
-func testPluginDir(t *testing.T) string {
-	t.Helper()
-	pluginOnce.Do(func() {
-		pluginDir, pluginErr = os.MkdirTemp("", "vigil-action-plugins-")
-		if pluginErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(pluginDir, plugin.BinaryPrefix+"test"), "../plugin/testdata/testplugin").CombinedOutput()
-		if err != nil {
-			pluginErr = fmt.Errorf("build test plugin: %v\n%s", err, out)
-		}
-	})
-	if pluginErr != nil {
-		t.Fatal(pluginErr)
-	}
-	return pluginDir
-}
 
 type recorder struct {
 	mu    sync.Mutex
@@ -68,7 +42,7 @@ func (r *recorder) lines() []string {
 
 func newTestEngine(t *testing.T) (*Engine, *recorder) {
 	t.Helper()
-	host := plugin.New(plugin.Config{Dir: testPluginDir(t), Logger: hclog.NewNullLogger()})
+	host := plugin.New(plugin.Config{Dir: plugintest.Dir(t), Logger: hclog.NewNullLogger()})
 	t.Cleanup(host.Close)
 	rec := &recorder{}
 	base := t.TempDir()
@@ -248,8 +222,6 @@ func TestStart_RIDsLimitTheAction(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pluginDir != "" {
-		os.RemoveAll(pluginDir)
-	}
+	plugintest.Cleanup()
 	os.Exit(code)
 }

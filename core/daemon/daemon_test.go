@@ -3,52 +3,22 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vigil-ha/vigil/core/api"
+	"github.com/vigil-ha/vigil/core/plugin/plugintest"
 	"github.com/vigil-ha/vigil/core/status"
 )
 
-var (
-	pluginOnce sync.Once
-	pluginDir  string
-	pluginErr  error
-)
-
-// testPlugins holds the host's test plugin (type app.test: up while its
-// marker file exists) and, when `make` built them, the heartbeat plugins.
-func testPlugins(t *testing.T) string {
-	t.Helper()
-	pluginOnce.Do(func() {
-		pluginDir, pluginErr = os.MkdirTemp("", "vigil-daemon-plugins-")
-		if pluginErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "vigil-plugin-test"), "../plugin/testdata/testplugin").CombinedOutput()
-		if err != nil {
-			pluginErr = fmt.Errorf("build test plugin: %v\n%s", err, out)
-		}
-	})
-	if pluginErr != nil {
-		t.Fatal(pluginErr)
-	}
-	return pluginDir
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pluginDir != "" {
-		os.RemoveAll(pluginDir)
-	}
+	plugintest.Cleanup()
 	os.Exit(code)
 }
 
@@ -69,7 +39,7 @@ func startDaemon(t *testing.T, configDir string) *testNode {
 	t.Cleanup(func() { os.RemoveAll(run) })
 	uid := os.Getuid()
 	n := &testNode{cfg: Config{ConfigDir: configDir, StateDir: filepath.Join(configDir, "..", "state"), RunDir: run,
-		PluginDir: testPlugins(t), AllowUID: &uid, ScanInterval: 200 * time.Millisecond,
+		PluginDir: plugintest.Dir(t), AllowUID: &uid, ScanInterval: 200 * time.Millisecond,
 		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr})}}
 	n.start(t)
 	return n

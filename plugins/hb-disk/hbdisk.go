@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -159,36 +158,11 @@ func sizeKeyword(kw map[string]string, name string, def int64) (int64, error) {
 	if v == "" {
 		return def, nil
 	}
-	n, err := parseSize(v)
+	n, err := sdk.ParseSize(v)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", name, err)
 	}
 	return n, nil
-}
-
-// sizeUnits are binary whatever the spelling, as core reads size keywords.
-var sizeUnits = map[string]float64{
-	"": 1, "b": 1,
-	"k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
-	"m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
-	"g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
-	"t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
-}
-
-// parseSize reads a size in bytes: "4096", "1M", "1MiB".
-func parseSize(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
-	num, unit := t, ""
-	if i >= 0 {
-		num, unit = t[:i], strings.TrimSpace(t[i:])
-	}
-	mult, ok := sizeUnits[unit]
-	f, err := strconv.ParseFloat(num, 64)
-	if !ok || err != nil || num == "" || f*mult > math.MaxInt64 {
-		return 0, fmt.Errorf("%q is not a size (e.g. 4096, 1M, 1MiB)", s)
-	}
-	return int64(f * mult), nil
 }
 
 // peer is what Run knows of one peer's slot.

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+
+	"github.com/vigil-ha/vigil/plugins/sdk"
 )
 
 func TestSlot_RoundTrips(t *testing.T) {
@@ -104,9 +106,9 @@ func TestParseSize(t *testing.T) {
 		{in: "big", bad: true},
 		{in: "1x", bad: true},
 	} {
-		got, err := parseSize(tc.in)
+		got, err := sdk.ParseSize(tc.in)
 		if (err != nil) != tc.bad || got != tc.want {
-			t.Errorf("parseSize(%q) = %d, %v", tc.in, got, err)
+			t.Errorf("ParseSize(%q) = %d, %v", tc.in, got, err)
 		}
 	}
 }

@@ -15,6 +15,7 @@ package sdk
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -204,4 +205,30 @@ func ParseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q: a duration cannot be negative", s)
 	}
 	return d, nil
+}
+
+// sizeUnits are binary whatever the spelling.
+var sizeUnits = map[string]float64{
+	"": 1, "b": 1,
+	"k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+	"m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+	"g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
+	"t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
+}
+
+// ParseSize reads a size in bytes: "4096", "1M", "1MiB" (units are binary
+// whatever the spelling, as core reads size keywords).
+func ParseSize(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := t, ""
+	if i >= 0 {
+		num, unit = t[:i], strings.TrimSpace(t[i:])
+	}
+	mult, ok := sizeUnits[unit]
+	f, err := strconv.ParseFloat(num, 64)
+	if !ok || err != nil || num == "" || f*mult > math.MaxInt64 {
+		return 0, fmt.Errorf("%q is not a size (e.g. 4096, 1M, 1MiB)", s)
+	}
+	return int64(f * mult), nil
 }
