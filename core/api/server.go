@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -182,7 +183,10 @@ func stream(w http.ResponseWriter, fn func(progress func(string)) error) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	fl, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
+	var mu sync.Mutex // progress comes from every resource of a parallel wave at once
 	send := func(p Progress) {
+		mu.Lock()
+		defer mu.Unlock()
 		enc.Encode(p)
 		if fl != nil {
 			fl.Flush()

@@ -119,13 +119,13 @@ func (d *Daemon) orchestratorView(now time.Time) orchestrator.View {
 			Stonith: s.conf.Keywords["stonith"] != "false", Expect: orchestrator.Expectation(s.persist.Expect.Value),
 			Target: s.persist.Expect.Target, Instances: map[string]orchestrator.Instance{},
 		}
-		svc.Instances[d.node.Local] = orchestrator.Instance{State: localInstanceState(s), Avail: s.status.Avail, Since: since[name]}
+		svc.Instances[d.node.Local] = orchestrator.Instance{State: localInstanceState(s), Avail: s.status.Avail, Since: since[name], Unknown: s.statusAt.IsZero()}
 		for peer, p := range snap.Peers {
 			if p.Dataset == nil {
 				continue
 			}
 			if inst := p.Dataset.Services[name]; inst != nil {
-				svc.Instances[peer] = orchestrator.Instance{State: orchestrator.InstanceState(inst.State), Avail: inst.Status.Avail}
+				svc.Instances[peer] = orchestrator.Instance{State: orchestrator.InstanceState(inst.State), Avail: inst.Status.Avail, Unknown: inst.Updated.IsZero()}
 			}
 		}
 		v.Services = append(v.Services, svc)
@@ -318,6 +318,7 @@ func (d *Daemon) runAction(ctx context.Context, name, verb string, rids []string
 	switch {
 	case verb == "start" && err == nil:
 		d.setState(name, orchestrator.Started)
+		d.clearReachedTarget(name)
 	case verb == "start":
 		d.setState(name, orchestrator.StartFailed)
 	case err == nil:
@@ -463,4 +464,20 @@ func (d *Daemon) poke() {
 	case d.wake <- struct{}{}:
 	default:
 	}
+}
+
+// clearReachedTarget drops an operator's target (switch, takeover,
+// giveback) once the service runs there: left in force, it would move the
+// service back there after a later failover, an automatic failback.
+func (d *Daemon) clearReachedTarget(name string) {
+	d.mu.Lock()
+	s := d.svcs[name]
+	if s == nil || s.persist.Expect.Target != d.node.Local {
+		d.mu.Unlock()
+		return
+	}
+	e := s.persist.Expect
+	d.mu.Unlock()
+	e.Target, e.Version = "", time.Now().UnixNano()
+	d.setExpect(name, e)
 }

@@ -71,11 +71,17 @@ type Instance struct {
 	Avail status.Status
 	// Since is when State was entered (meaningful for the local node).
 	Since time.Time
+	// Unknown: its node has not evaluated it yet (a daemon just started):
+	// it may well run, so nobody may start it elsewhere meanwhile.
+	Unknown bool
 }
 
 // active reports whether the instance runs or is on its way up or down:
 // nobody else may start the service then.
 func (i Instance) active() bool {
+	if i.Unknown {
+		return true
+	}
 	switch i.State {
 	case Ready, Starting, Stopping:
 		return true
@@ -190,6 +196,9 @@ func decideService(v View, local Node, s Service) []Action {
 		return []Action{{Kind: k, Service: s.Name, Node: node, Reason: fmt.Sprintf(format, args...)}}
 	}
 	mine := s.Instances[v.Local]
+	if mine.Unknown {
+		return nil // not evaluated here yet: nothing to decide on
+	}
 	// Live nodes that report the service up (any of them, listed or not).
 	var up, busy []string
 	for _, n := range sortedKeys(s.Instances) {

@@ -531,3 +531,19 @@ func TestDecide_ReadyWindowOnlyWhenAnotherNodeCouldClaim(t *testing.T) {
 			view: base(local("n2"), nodeState("n1", NodeLost), fenced("n1"), running("n1"), claimed("n2", 0))},
 	})
 }
+
+func unknownInst(n string) mod {
+	return func(v *View) {
+		i := v.Services[0].Instances[n]
+		i.Unknown = true
+		v.Services[0].Instances[n] = i
+	}
+}
+
+func TestDecide_NotYetEvaluatedInstances(t *testing.T) {
+	runCases(t, []decideCase{
+		{name: "refuses to claim while a peer (a daemon just restarted) has not evaluated it yet",
+			view: base(nodeState("n1", NodeJoining), local("n2"), unknownInst("n1"))},
+		{name: "a local instance not evaluated yet decides nothing", view: base(unknownInst("n1"))},
+	})
+}

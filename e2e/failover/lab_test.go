@@ -442,10 +442,20 @@ func excerpt(lines []string, re *regexp.Regexp) string {
 		}
 		return strings.Join(lines, "\n")
 	}
-	var out []string
+	keep := map[int]bool{}
 	for _, i := range idx {
-		out = append(out, lines[max(0, i-3):min(len(lines), i+2)]...)
-		out = append(out, "…")
+		for j := max(0, i-3); j < min(len(lines), i+2); j++ {
+			keep[j] = true
+		}
+	}
+	var out []string
+	for j := range lines {
+		if keep[j] {
+			if j > 0 && !keep[j-1] && len(out) > 0 {
+				out = append(out, "…")
+			}
+			out = append(out, lines[j])
+		}
 	}
 	return strings.Join(out, "\n")
 }
@@ -475,8 +485,16 @@ func (l *lab) action(node, svc string, req api.ActionRequest, timeout time.Durat
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return c.Action(ctx, svc, req, func(line string) { l.t.Logf("%s: %s", node, line) })
+	err = c.Action(ctx, svc, req, func(line string) { l.t.Logf("%s: %s", node, line) })
+	if err != nil && streamBroke.MatchString(err.Error()) {
+		return fmt.Errorf("%w (the streamed answer broke mid-way: the daemon closed it or wrote it garbled)", err)
+	}
+	return err
 }
+
+// streamBroke matches the client's errors for an answer that did not
+// end with its final line.
+var streamBroke = regexp.MustCompile(`unexpected EOF|bad answer|ended early`)
 
 // mountWatch samples both nodes' mount tables (their inits' mountinfo)
 // until stopped, counting the samples where a mount point is mounted on
