@@ -267,7 +267,7 @@ func unescapeMount(s string) string {
 }
 
 // superviseVigild starts vigild when the lab's bin directory has one, and
-// restarts it a second after it dies; it reaps every other child that
+// restarts it 100 ms after it dies; it reaps every other child that
 // ends up here. It never returns: the node lives until its init is killed.
 func superviseVigild(l *Lab, node string) error {
 	vigild := filepath.Join(l.BinDir, "vigild")
@@ -301,9 +301,11 @@ func superviseVigild(l *Lab, node string) error {
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
 		if err == nil && pid > 0 {
 			if pid == vpid {
-				fmt.Printf("%s: vigild exited (%v); restart in 1s\n", time.Now().Format(time.RFC3339Nano), ws)
+				fmt.Printf("%s: vigild exited (%v); restart in 100ms\n", time.Now().Format(time.RFC3339Nano), ws)
 				vpid = 0
-				restart = time.After(time.Second)
+				// As systemd's RestartSec=100ms in vigild.service: a
+				// daemon back within the heartbeat timeout is not lost.
+				restart = time.After(100 * time.Millisecond)
 			}
 			continue
 		}
