@@ -177,13 +177,39 @@ func runBMCControl(ctx context.Context, l *Lab, node string, args []string) erro
 			fmt.Println("power:0")
 		}
 		return nil
-	case "set power 0":
-		return l.haltNode(ctx, k)
-	case "set power 1":
+	case "set power 0", "set power 1":
+		if fileExists(l.bmcFailFile(node)) {
+			// Acknowledged and ignored, as a broken BMC may: the node
+			// stays as it is, and only a power status query tells.
+			fmt.Fprintf(os.Stderr, "%s: BMC of %s failing: %q ignored\n", time.Now().Format(time.RFC3339Nano), node, strings.Join(args, " "))
+			return nil
+		}
+		if args[2] == "0" {
+			return l.haltNode(ctx, k)
+		}
 		return l.bootNode(ctx, k)
 	}
 	// ipmi_sim also asks for boot devices, resets, …: unsupported.
 	return fmt.Errorf("bmc-control: unsupported request %q", strings.Join(args, " "))
+}
+
+// bmcFailFile is the flag `vigil-lab bmc NODE --fail on` creates: while it
+// exists the node's BMC answers but ignores every power change, so a fence
+// through it is never confirmed (the node stays on).
+func (l *Lab) bmcFailFile(node string) string { return l.path("bmc", node, "fail") }
+
+// setBMCFail makes node's BMC fail (ignore power changes) or work again.
+func (l *Lab) setBMCFail(node string, fail bool) error {
+	if _, err := l.nodeIndex(node); err != nil {
+		return err
+	}
+	if !fail {
+		if err := os.Remove(l.bmcFailFile(node)); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return nil
+	}
+	return writeFile(l.bmcFailFile(node), []byte("set power requests are ignored while this file exists\n"), 0o644)
 }
 
 // ipmi runs ipmitool against node k's BMC from the client namespace, the
@@ -209,6 +235,9 @@ func (l *Lab) power(ctx context.Context, k int, on bool) (time.Duration, error) 
 	t0 := time.Now()
 	if _, err := l.ipmi(ctx, k, "chassis", "power", verb); err != nil {
 		return 0, fmt.Errorf("power %s %s through its BMC: %w", verb, nodeName(k), err)
+	}
+	if fileExists(l.bmcFailFile(nodeName(k))) {
+		return 0, fmt.Errorf("power %s %s: its BMC is failing and ignored the request (`vigil-lab bmc %s --fail off`)", verb, nodeName(k), nodeName(k))
 	}
 	return time.Since(t0), nil
 }

@@ -13,12 +13,17 @@ import (
 )
 
 // clusterConf is every node's /etc/vigil/cluster.conf: a network and a disk
-// heartbeat, and an IPMI STONITH section per node pointing at its BMC.
+// heartbeat, and a STONITH section per node pointing at its BMC (IPMI in
+// Go, or fence_ipmilan through the fence agent plugin).
 func (l *Lab) clusterConf() string {
 	var b strings.Builder
 	addrs := make([]string, l.Nodes)
 	for k := 1; k <= l.Nodes; k++ {
 		addrs[k-1] = nodeName(k) + "=" + l.nodeAddr(k)
+	}
+	split := ""
+	if l.SplitAction != "" {
+		split = "split_action = " + l.SplitAction + "\n"
 	}
 	fmt.Fprintf(&b, `# Written by vigil-lab for lab %[1]s.
 [cluster]
@@ -26,7 +31,7 @@ name = %[1]s
 nodes = %[2]s
 secret_file = /etc/vigil/cluster.secret
 metrics = 127.0.0.1:9100
-
+%[7]s
 [hb#1]
 type = net
 port = 10000
@@ -39,8 +44,21 @@ type = disk
 dev = %[6]s
 interval = %[4]s
 timeout = %[5]s
-`, l.Name, strings.Join(l.nodeNames(), " "), strings.Join(addrs, " "), l.HBInterval, l.HBTimeout, l.loopDev("hb"))
+`, l.Name, strings.Join(l.nodeNames(), " "), strings.Join(addrs, " "), l.HBInterval, l.HBTimeout, l.loopDev("hb"), split)
 	for k := 1; k <= l.Nodes; k++ {
+		if l.Stonith == stonithFenceAgent {
+			// fence_ipmilan's own option names, given on its stdin; the
+			// password stays in the file.
+			fmt.Fprintf(&b, `
+[stonith#%[1]s]
+type = fence_agent
+agent = fence_ipmilan
+options = ip=%[2]s ipport=623 username=%[3]s lanplus=1 cipher=3
+password_file = /etc/vigil/bmc-%[1]s.pass
+timeout = 30s
+`, nodeName(k), l.bmcAddr(k), bmcUser)
+			continue
+		}
 		fmt.Fprintf(&b, `
 [stonith#%[1]s]
 type = ipmi

@@ -110,3 +110,61 @@ func TestClusterConf_ParsesAndNamesEveryNode(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterConf_StonithMethodAndSplitAction(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		stonith     string
+		splitAction string
+		want        []string
+		wantNot     []string
+	}{
+		{
+			name: "ipmi by default", stonith: "",
+			want:    []string{"type = ipmi", "host = " + fixtureLab().bmcAddr(1)},
+			wantNot: []string{"fence_agent", "split_action"},
+		},
+		{
+			name: "fence_ipmilan through the fence agent plugin", stonith: stonithFenceAgent,
+			want: []string{
+				"type = fence_agent", "agent = fence_ipmilan",
+				"options = ip=" + fixtureLab().bmcAddr(2) + " ipport=623 username=admin lanplus=1 cipher=3",
+				"password_file = /etc/vigil/bmc-n2.pass", "timeout = 30s",
+			},
+			wantNot: []string{"type = ipmi"},
+		},
+		{
+			name: "split_action in [cluster]", stonith: stonithIPMI, splitAction: "stop",
+			want: []string{"split_action = stop"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := fixtureLab()
+			l.Stonith, l.SplitAction = tc.stonith, tc.splitAction
+			conf := l.clusterConf()
+			f, err := config.ParseINI("cluster.conf", []byte(conf))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.splitAction != "" {
+				found := false
+				for _, e := range f.Sections[0].Entries {
+					found = found || (f.Sections[0].Name == "cluster" && e.Key == "split_action" && e.Value == tc.splitAction)
+				}
+				if !found {
+					t.Errorf("[cluster] has no split_action = %s:\n%s", tc.splitAction, conf)
+				}
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(conf, s) {
+					t.Errorf("cluster.conf lacks %q:\n%s", s, conf)
+				}
+			}
+			for _, s := range tc.wantNot {
+				if strings.Contains(conf, s) {
+					t.Errorf("cluster.conf has %q:\n%s", s, conf)
+				}
+			}
+		})
+	}
+}

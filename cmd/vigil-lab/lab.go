@@ -54,6 +54,12 @@ type Lab struct {
 
 	HBInterval string `json:"hb_interval"`
 	HBTimeout  string `json:"hb_timeout"`
+	// Stonith is how the nodes fence each other: "ipmi" (the stonith-ipmi
+	// plugin, the default) or "fence_agent" (fence_ipmilan through the
+	// stonith-fence-agent plugin), against the same BMCs.
+	Stonith string `json:"stonith,omitempty"`
+	// SplitAction is cluster.conf's split_action ("" leaves the default).
+	SplitAction string `json:"split_action,omitempty"`
 
 	Loops      []Loop   `json:"loops,omitempty"`
 	VGs        []string `json:"vgs,omitempty"`

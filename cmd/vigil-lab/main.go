@@ -3,7 +3,7 @@
 // /etc/vigil and vigild, shared loop-device disks, and a simulated BMC
 // (ipmi_sim) that powers the node off by killing its pid namespace. Run
 // as root; `vigil-lab up`, then status, exec, poweroff/poweron, cut/heal,
-// and `vigil-lab down`.
+// bmc --fail (a BMC that ignores power changes), and `vigil-lab down`.
 package main
 
 import (

@@ -40,6 +40,7 @@ func newRootCmd() *cobra.Command {
 		newPowerCmd(lab, false),
 		newPowerCmd(lab, true),
 		newCutCmd(lab),
+		newBMCCmd(lab),
 		&cobra.Command{
 			Use:   "heal NODE",
 			Short: "Restore every link of a node",
@@ -117,6 +118,8 @@ func newUpCmd(name *string) *cobra.Command {
 	f.DurationVar(&cfg.HBTimeout, "hb-timeout", 2*time.Second, "heartbeat timeout written in cluster.conf")
 	f.BoolVar(&cfg.Images, "images", true, "build the lab images and load them into the services' data roots")
 	f.BoolVar(&cfg.Services, "services", true, "install the seed's two services in every node's /etc/vigil")
+	f.StringVar(&cfg.Stonith, "stonith", stonithIPMI, "how the nodes fence each other through the BMCs: ipmi (stonith-ipmi) or fence_agent (fence_ipmilan through stonith-fence-agent)")
+	f.StringVar(&cfg.SplitAction, "split-action", "", "cluster.conf's split_action: none or stop (what a partition side without quorum does with its services; unset: the daemon's default)")
 	return cmd
 }
 
@@ -179,6 +182,38 @@ func newCutCmd(lab func() (*Lab, error)) *cobra.Command {
 	return cmd
 }
 
+func newBMCCmd(lab func() (*Lab, error)) *cobra.Command {
+	var fail string
+	cmd := &cobra.Command{
+		Use:   "bmc NODE --fail on|off",
+		Short: "Make a node's BMC fail (it acknowledges power changes and ignores them: a fence is never confirmed) or work again",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := lab()
+			if err != nil {
+				return err
+			}
+			switch fail {
+			case "on", "off":
+			default:
+				return fmt.Errorf("--fail %q: use on or off", fail)
+			}
+			if err := l.setBMCFail(args[0], fail == "on"); err != nil {
+				return err
+			}
+			if fail == "on" {
+				fmt.Fprintf(cmd.OutOrStdout(), "BMC of %s failing: power changes are ignored until `vigil-lab bmc %s --fail off`\n", args[0], args[0])
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "BMC of %s works again\n", args[0])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&fail, "fail", "", "on (ignore power changes) or off")
+	_ = cmd.MarkFlagRequired("fail")
+	return cmd
+}
+
 func newExecCmd(lab func() (*Lab, error)) *cobra.Command {
 	return &cobra.Command{
 		Use:   "exec NODE -- CMD [ARG...]",
@@ -226,6 +261,8 @@ type NodeStatus struct {
 	VigildPid int    `json:"vigild_pid,omitempty"`
 	CutNet    bool   `json:"cut_net,omitempty"`
 	CutDisk   bool   `json:"cut_disk,omitempty"`
+	// BMCFail: its BMC ignores power changes (`vigil-lab bmc NODE --fail on`).
+	BMCFail bool `json:"bmc_fail,omitempty"`
 }
 
 // Status is `vigil-lab status --format json`.
@@ -274,7 +311,11 @@ func newStatusCmd(lab func() (*Lab, error)) *cobra.Command {
 				case n.CutDisk:
 					cut = "disk"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Power, n.Address, n.BMC, pidOr(n.InitPid), pidOr(n.VigildPid), cut)
+				bmc := n.BMC
+				if n.BMCFail {
+					bmc += " (failing)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Power, n.Address, bmc, pidOr(n.InitPid), pidOr(n.VigildPid), cut)
 			}
 			tw.Flush()
 			fmt.Fprintf(w, "\nservices: registry.opensvc.com %s, busybox.opensvc.com %s\nheartbeat disk: %s   volume groups: %s\n",
@@ -309,6 +350,7 @@ func (l *Lab) status(cmd *cobra.Command) Status {
 		n := NodeStatus{
 			Name: node, Power: l.powerState(cmd.Context(), k), Address: l.nodeAddr(k), MAC: l.nodeMAC(k),
 			BMC: l.bmcAddr(k), CutNet: l.Cut[node].Net, CutDisk: l.Cut[node].Disk,
+			BMCFail: fileExists(l.bmcFailFile(node)),
 		}
 		if p := l.nodeInit(node); p != nil {
 			n.InitPid = p.Pid

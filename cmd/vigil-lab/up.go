@@ -20,7 +20,19 @@ type upConfig struct {
 	HBTimeout  time.Duration
 	Images     bool // build and load the lab images into the services' data roots
 	Services   bool // install the seed's services in every node's /etc/vigil
+	// Stonith is the fencing method written in cluster.conf: "ipmi"
+	// (default) or "fence_agent".
+	Stonith string
+	// SplitAction is cluster.conf's split_action: "" (the daemon's
+	// default), "none" or "stop".
+	SplitAction string
 }
+
+// Fencing methods `up --stonith` takes.
+const (
+	stonithIPMI       = "ipmi"
+	stonithFenceAgent = "fence_agent"
+)
 
 // disks are the lab's shared loop devices: a heartbeat disk and, per seed
 // service, a small PV for its volume group and one disk per filesystem.
@@ -48,12 +60,28 @@ func up(ctx context.Context, cfg upConfig, w io.Writer) (*Lab, error) {
 	if cfg.Nodes < 1 || cfg.Nodes > maxNodes {
 		return nil, fmt.Errorf("--nodes %d: use 1 to %d", cfg.Nodes, maxNodes)
 	}
+	if cfg.Stonith == "" {
+		cfg.Stonith = stonithIPMI
+	}
+	if cfg.Stonith != stonithIPMI && cfg.Stonith != stonithFenceAgent {
+		return nil, fmt.Errorf("--stonith %q: use %s or %s", cfg.Stonith, stonithIPMI, stonithFenceAgent)
+	}
+	switch cfg.SplitAction {
+	case "", "none", "stop":
+	default:
+		return nil, fmt.Errorf("--split-action %q: use none or stop", cfg.SplitAction)
+	}
 	if os.Geteuid() != 0 {
 		return nil, errors.New("vigil-lab needs root (namespaces, loop devices, mounts)")
 	}
 	for _, tool := range []string{"ip", "nsenter", "losetup", "mkfs.ext4", "vgcreate", "ipmi_sim", "ipmitool", "dockerd", "docker"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return nil, fmt.Errorf("%s not found: run `make deps`", tool)
+		}
+	}
+	if cfg.Stonith == stonithFenceAgent && !fileExists("/usr/sbin/fence_ipmilan") {
+		if _, err := exec.LookPath("fence_ipmilan"); err != nil {
+			return nil, errors.New("--stonith fence_agent: fence_ipmilan not found (Debian: apt-get install fence-agents)")
 		}
 	}
 	if fileExists(filepath.Join(BaseDir, cfg.Name, "state.json")) {
@@ -66,6 +94,7 @@ func up(ctx context.Context, cfg upConfig, w io.Writer) (*Lab, error) {
 	l := newLab(cfg.Name, cfg.Nodes)
 	l.BinDir = filepath.Dir(self)
 	l.HBInterval, l.HBTimeout = fmtDuration(cfg.HBInterval), fmtDuration(cfg.HBTimeout)
+	l.Stonith, l.SplitAction = cfg.Stonith, cfg.SplitAction
 	if err := l.save(); err != nil {
 		return nil, err
 	}
