@@ -21,7 +21,7 @@ HB_TIMEOUT=${HB_TIMEOUT:-1s}
 keep_logs() {
 	local rc=$?
 	if [ $rc -ne 0 ] && [ -d "/run/vigil-lab/$LAB/nodes" ]; then
-		local dst=/tmp/vigil-bench-failover-logs
+		local dst=/tmp/vigil-bench-failover-$PROFILE-logs
 		rm -rf "$dst"; mkdir -p "$dst"
 		for n in /run/vigil-lab/"$LAB"/nodes/*; do cp "$n/vigild.log" "$dst/$(basename "$n").log" 2>/dev/null || true; done
 		echo "bench-failover: failed; the nodes' logs are in $dst"
@@ -63,7 +63,9 @@ for r in $(seq "$RUNS"); do
 	ip netns exec "$CLIENT_NS" "$BIN/regclient" probe "$ADDR:$PORT" >"/run/vigil-lab/$LAB/probe.out" 2>&1 &
 	probe=$!
 	sleep 0.3
-	lab poweroff "$active" >/dev/null
+	# ipmi_sim now and then refuses a session: ask again (the node is
+	# only off once the BMC says so).
+	for try in 1 2 3; do lab poweroff "$active" >/dev/null && break; [ "$try" -lt 3 ] || exit 1; sleep 0.2; done
 	OFF=$(date +%s%N)
 	log=$(log_of "$peer")
 	until [ "$(secs_after "$log" "$OFF" "action done:.*svc=$SVC action=start")" != "?" ]; do
@@ -79,7 +81,7 @@ for r in $(seq "$RUNS"); do
 	# Bring the old node back; the services stay on the peer (no
 	# failback), which becomes the active node of the next run.
 	[ "$PROFILE" = ip ] || wait_for "$peer" "$(avail "$peer" busybox.opensvc.com)" up 120 "busybox up on $peer"
-	lab poweron "$active" >/dev/null
+	for try in 1 2 3; do lab poweron "$active" >/dev/null && break; [ "$try" -lt 3 ] || exit 1; sleep 0.2; done
 	[ "$PROFILE" != ip ] || { lab exec "$active" -- "$BIN/regclient" listen ":$PORT" >/dev/null 2>&1 & }
 	wait_for "$peer" "d['node']['$active']['state']" ready 60 "$active to rejoin"
 	tmp=$active active=$peer peer=$tmp
