@@ -158,6 +158,14 @@ func runNodeInit(l *Lab, node string) error {
 		return fmt.Errorf("set the hostname: %w", err)
 	}
 	dir := l.nodeDir(node)
+	// /run is a tmpfs on a real host: a node boots with it empty. Stale
+	// pid files and sockets of a killed docker daemon (or its containerd)
+	// would otherwise greet the next boot's ones.
+	if entries, err := os.ReadDir(filepath.Join(dir, "run")); err == nil {
+		for _, e := range entries {
+			os.RemoveAll(filepath.Join(dir, "run", e.Name()))
+		}
+	}
 	binds := [][2]string{
 		{filepath.Join(dir, "etc"), "/etc/vigil"},
 		{filepath.Join(dir, "lib"), "/var/lib/vigil"},
