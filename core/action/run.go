@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -72,6 +73,14 @@ func (e *Engine) Start(ctx context.Context, svc *config.Service, opts Options) e
 		started = append(started, ok...)
 		if failed == nil {
 			continue
+		}
+		// A start that failed may have half-happened (a plugin that died
+		// after spawning a docker daemon): stop those too, first. Stop is
+		// idempotent.
+		for _, it := range w {
+			if !slices.Contains(ok, it) {
+				started = append(started, it)
+			}
 		}
 		if rbErr := e.rollback(svc, started, byRID, opts); rbErr != nil {
 			return errors.Join(failed, fmt.Errorf("%s: rollback: %w", svc.Name, rbErr))
