@@ -184,7 +184,17 @@ func prepareDaemonDir(p daemonPaths) error {
 
 // readPid returns the pid in the daemon's pid file, 0 when there is none.
 func readPid(p daemonPaths) int {
-	b, err := os.ReadFile(p.pid)
+	return readPidFile(p.pid)
+}
+
+// spawnRecord is where the plugin notes a dockerd's pid the moment it
+// spawns it: dockerd writes its own pid file only later, and a plugin
+// killed in between must not leave a daemon nobody can find (it would go
+// on starting on a filesystem that a rollback unmounts).
+func spawnRecord(p daemonPaths) string { return p.pid + ".spawn" }
+
+func readPidFile(path string) int {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
@@ -231,6 +241,9 @@ func runningDaemonPid(p daemonPaths) int {
 	if pid := readPid(p); isOurDaemon(pid, p) {
 		return pid
 	}
+	if pid := readPidFile(spawnRecord(p)); isOurDaemon(pid, p) {
+		return pid
+	}
 	return 0
 }
 
@@ -261,6 +274,7 @@ func (d *Driver) spawnDaemon(p daemonPaths, args []string) (pid int, exited <-ch
 	if err := cmd.Start(); err != nil {
 		return 0, nil, fmt.Errorf("start %s: %w", bin, err)
 	}
+	_ = os.WriteFile(spawnRecord(p), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600)
 	ch := make(chan error, 1)
 	go func() { ch <- cmd.Wait() }()
 	d.spawned.Add(1)
@@ -319,7 +333,7 @@ func waitGone(pid int, p daemonPaths, timeout time.Duration) bool {
 
 // removeDaemonFiles removes what a dead daemon may have left behind.
 func removeDaemonFiles(p daemonPaths) {
-	for _, f := range []string{p.sock, p.pid} {
+	for _, f := range []string{p.sock, p.pid, spawnRecord(p)} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 			logger.Warn("remove a private docker daemon file", "file", f, "err", err)
 		}
