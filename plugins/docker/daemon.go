@@ -244,6 +244,14 @@ func runningDaemonPid(p daemonPaths) int {
 	if pid := readPidFile(spawnRecord(p)); isOurDaemon(pid, p) {
 		return pid
 	}
+	// A plugin killed between fork and the record: look for the daemon
+	// by its command line, which names our pid file.
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range procs {
+		if pid, err := strconv.Atoi(filepath.Base(dir)); err == nil && isOurDaemon(pid, p) {
+			return pid
+		}
+	}
 	return 0
 }
 
