@@ -165,10 +165,12 @@ func TestCluster_ForgedReplayedAndCorruptMessagesAreRejected(t *testing.T) {
 	}
 	time.Sleep(3 * hbInterval)
 	before = rejects(t, n1, "hb#2")
-	for range 5 { // n2 keeps rewriting its slot: replay a few times
+	// n2 keeps rewriting its slot: keep replaying the old one for a while
+	// so n1's reads meet it.
+	for end := time.Now().Add(10 * hbInterval); time.Now().Before(end); {
 		f.WriteAt(old, slot)
 		f.Sync()
-		time.Sleep(hbInterval / 2)
+		time.Sleep(5 * time.Millisecond)
 	}
 	clusterlab.WaitFor(t, "the replayed slot counted as rejected", 10*time.Second, func() bool { return rejects(t, n1, "hb#2") > before })
 
