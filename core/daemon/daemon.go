@@ -69,12 +69,11 @@ type Daemon struct {
 	// arbitratorVotes is how many arbitrators answered last.
 	arbitratorVotes atomic.Int32
 
-	mu       sync.Mutex
-	svcs     map[string]*service
-	state    cluster.NodeState
-	subs     map[chan api.Event]struct{}
-	hbChans  []chan []byte
-	lastView map[string]cluster.NodeState
+	mu      sync.Mutex
+	svcs    map[string]*service
+	state   cluster.NodeState
+	subs    map[chan api.Event]struct{}
+	hbChans []chan []byte
 }
 
 // service is the daemon's record of one local service.
@@ -117,7 +116,7 @@ func New(cfg Config) (*Daemon, error) {
 		cfg.ScanInterval = 2 * time.Second
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, svcs: map[string]*service{}, subs: map[chan api.Event]struct{}{},
-		started: time.Now(), lastView: map[string]cluster.NodeState{}, orch: newOrch(), wake: make(chan struct{}, 1)}
+		started: time.Now(), orch: newOrch(), wake: make(chan struct{}, 1)}
 	b := make([]byte, 8)
 	rand.Read(b)
 	d.boot = hex.EncodeToString(b)
@@ -292,13 +291,6 @@ func (d *Daemon) updateJoining(now time.Time) {
 		d.log.Info("joined the cluster")
 		go d.emit(api.Event{Kind: "peer", Node: d.node.Local, Message: "ready"})
 	}
-}
-
-// NodeState returns this node's state.
-func (d *Daemon) NodeState() cluster.NodeState {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.state
 }
 
 func (d *Daemon) emit(ev api.Event) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vigil-ha/vigil/core/action"
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/cluster"
 	"github.com/vigil-ha/vigil/core/config"
@@ -107,7 +108,9 @@ func (d *Daemon) monitor(ctx context.Context, name string, st status.Service) {
 			return
 		case "freeze_stop":
 			d.runAction(ctx, name, "stop", nil, func(string) {})
-			d.setExpect(name, cluster.Expectation{Value: "frozen", Version: time.Now().UnixNano()})
+			if err := d.setExpect(name, cluster.Expectation{Value: "frozen", Version: time.Now().UnixNano()}); err != nil {
+				log.Error("freeze after the monitor's stop", "error", err)
+			}
 		default: // failover
 			d.runAction(ctx, name, "stop", nil, func(string) {})
 			d.setState(name, orchestrator.Failed)
@@ -115,21 +118,27 @@ func (d *Daemon) monitor(ctx context.Context, name string, st status.Service) {
 	}()
 }
 
-// setExpect records a new operator expectation and publishes it.
-func (d *Daemon) setExpect(name string, e cluster.Expectation) {
+// setExpect records a new operator expectation, persists it and publishes
+// it. An operator's start (the automatic expectation) clears the failures
+// that kept this node out of the candidates.
+func (d *Daemon) setExpect(name string, e cluster.Expectation) error {
 	d.mu.Lock()
 	s := d.svcs[name]
 	if s == nil {
 		d.mu.Unlock()
-		return
+		return fmt.Errorf("service %s: %w", name, action.ErrNoService)
 	}
 	s.persist.Expect = e
+	if e.Value == "" {
+		switch s.persist.State {
+		case string(orchestrator.StartFailed), string(orchestrator.Failed):
+			s.persist.State = ""
+		}
+	}
 	p := s.persist
 	d.mu.Unlock()
-	if err := d.savePersisted(name, p); err != nil {
-		d.log.Error("persist service state", "svc", name, "error", err)
-	}
 	if len(d.hbChans) > 0 {
 		d.publish()
 	}
+	return d.savePersisted(name, p)
 }

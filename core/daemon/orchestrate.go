@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -104,7 +105,7 @@ func (d *Daemon) orchestratorView(now time.Time) orchestrator.View {
 			alive++
 		}
 	}
-	since := maps(d.orch.since)
+	since := maps.Clone(d.orch.since)
 	d.orch.mu.Unlock()
 	v.Quorum = d.quorum(alive)
 
@@ -132,14 +133,6 @@ func (d *Daemon) orchestratorView(now time.Time) orchestrator.View {
 	}
 	slices.SortFunc(v.Services, func(a, b orchestrator.Service) int { return strings.Compare(a.Name, b.Name) })
 	return v
-}
-
-func maps(m map[string]time.Time) map[string]time.Time {
-	out := make(map[string]time.Time, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func localInstanceState(s *service) orchestrator.InstanceState {
@@ -382,14 +375,11 @@ func (d *Daemon) adoptExpectations(peer string) {
 			d.mu.Unlock()
 			continue
 		}
-		s.persist.Expect = inst.Expect
-		if inst.Expect.Value == "" && (s.persist.State == string(orchestrator.StartFailed) || s.persist.State == string(orchestrator.Failed)) {
-			s.persist.State = "" // an operator's start clears failures everywhere
-		}
-		pst := s.persist
 		d.mu.Unlock()
 		d.log.Info("operator expectation from peer", "svc", name, "peer", peer, "expect", inst.Expect.Value, "target", inst.Expect.Target)
-		d.savePersisted(name, pst)
+		if err := d.setExpect(name, inst.Expect); err != nil {
+			d.log.Error("persist service state", "svc", name, "error", err)
+		}
 	}
 }
 
@@ -479,5 +469,7 @@ func (d *Daemon) clearReachedTarget(name string) {
 	e := s.persist.Expect
 	d.mu.Unlock()
 	e.Target, e.Version = "", time.Now().UnixNano()
-	d.setExpect(name, e)
+	if err := d.setExpect(name, e); err != nil {
+		d.log.Error("persist service state", "svc", name, "error", err)
+	}
 }

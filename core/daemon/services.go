@@ -17,7 +17,6 @@ import (
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/cluster"
 	"github.com/vigil-ha/vigil/core/config"
-	"github.com/vigil-ha/vigil/core/orchestrator"
 	"github.com/vigil-ha/vigil/core/status"
 )
 
@@ -401,20 +400,7 @@ func (d *Daemon) Action(ctx context.Context, name string, req api.ActionRequest,
 	now := time.Now().UnixNano()
 	setExpect := func(e cluster.Expectation) error {
 		e.Version = now
-		d.mu.Lock()
-		s.persist.Expect = e
-		if e.Value == "" {
-			switch s.persist.State {
-			case string(orchestrator.StartFailed), string(orchestrator.Failed):
-				s.persist.State = ""
-			}
-		}
-		p := s.persist
-		d.mu.Unlock()
-		if len(d.hbChans) > 0 {
-			d.publish()
-		}
-		return d.savePersisted(name, p)
+		return d.setExpect(name, e)
 	}
 	switch req.Action {
 	case "start":
