@@ -1,14 +1,12 @@
 package fenceagent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,26 +22,9 @@ import (
 // check what vigil hands an agent and how it reads odd answers, which no
 // real agent can be made to give on demand.
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newDriver(t *testing.T, agentDirs ...string) (*Driver, *syncBuffer) {
+func newDriver(t *testing.T, agentDirs ...string) (*Driver, *ipmisim.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &ipmisim.LogBuffer{}
 	if agentDirs == nil {
 		agentDirs = []string{"/usr/sbin"}
 	}

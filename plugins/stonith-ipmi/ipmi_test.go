@@ -1,12 +1,10 @@
 package stonithipmi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,28 +18,9 @@ import (
 // model: the go-ipmi handshake, cipher suite 3 and the chassis commands are
 // the ones a real BMC sees.
 
-// syncBuffer collects the driver's log lines; the logger may write from
-// more than one goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newDriver(t *testing.T) (*Driver, *syncBuffer) {
+func newDriver(t *testing.T) (*Driver, *ipmisim.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &ipmisim.LogBuffer{}
 	d := New(Config{
 		PollInterval: 50 * time.Millisecond,
 		Logger:       hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace}),
