@@ -214,14 +214,27 @@ func (l *Lab) setBMCFail(node string, fail bool) error {
 
 // ipmi runs ipmitool against node k's BMC from the client namespace, the
 // way a peer or an operator would: lanplus with cipher suite 3 (without
-// -C each call spends ~10s probing suites).
+// -C each call spends ~10s probing suites). ipmi_sim now and then refuses
+// to open an RMCP+ session when the host is busy; every request the lab
+// makes (power status, on, off) is idempotent, so a refused call is made
+// again, up to three times in all.
 func (l *Lab) ipmi(ctx context.Context, k int, args ...string) (string, error) {
 	pass := l.bmcPassFile(nodeName(k))
 	full := append([]string{"--net=" + l.nsPath(l.clientNS()), "--", "ipmitool", "-I", "lanplus", "-C", "3",
 		"-H", l.bmcAddr(k), "-U", bmcUser, "-f", pass, "-N", "3", "-R", "3"}, args...)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	out, err := output(ctx, "nsenter", full...)
+	var out string
+	var err error
+	for try := 1; try <= 3; try++ {
+		if out, err = output(ctx, "nsenter", full...); err == nil || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	return strings.TrimSpace(out), err
 }
 
@@ -242,18 +255,19 @@ func (l *Lab) power(ctx context.Context, k int, on bool) (time.Duration, error) 
 	return time.Since(t0), nil
 }
 
-// powerState asks node k's BMC: "on", "off" or "unknown".
-func (l *Lab) powerState(ctx context.Context, k int) string {
+// powerState asks node k's BMC: "on", "off" or "unknown", with the reason
+// when unknown.
+func (l *Lab) powerState(ctx context.Context, k int) (string, string) {
 	out, err := l.ipmi(ctx, k, "chassis", "power", "status")
 	switch {
 	case err != nil:
-		return "unknown"
+		return "unknown", err.Error()
 	case strings.HasSuffix(out, "on"):
-		return "on"
+		return "on", ""
 	case strings.HasSuffix(out, "off"):
-		return "off"
+		return "off", ""
 	}
-	return "unknown"
+	return "unknown", fmt.Sprintf("unexpected answer %q", out)
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -252,15 +252,17 @@ func newExecCmd(lab func() (*Lab, error)) *cobra.Command {
 
 // NodeStatus is one node in `vigil-lab status`.
 type NodeStatus struct {
-	Name      string `json:"name"`
-	Power     string `json:"power"` // what its BMC says: on, off, unknown
-	Address   string `json:"address"`
-	MAC       string `json:"mac"`
-	BMC       string `json:"bmc"`
-	InitPid   int    `json:"init_pid,omitempty"`
-	VigildPid int    `json:"vigild_pid,omitempty"`
-	CutNet    bool   `json:"cut_net,omitempty"`
-	CutDisk   bool   `json:"cut_disk,omitempty"`
+	Name  string `json:"name"`
+	Power string `json:"power"` // what its BMC says: on, off, unknown
+	// PowerError says why Power is unknown.
+	PowerError string `json:"power_error,omitempty"`
+	Address    string `json:"address"`
+	MAC        string `json:"mac"`
+	BMC        string `json:"bmc"`
+	InitPid    int    `json:"init_pid,omitempty"`
+	VigildPid  int    `json:"vigild_pid,omitempty"`
+	CutNet     bool   `json:"cut_net,omitempty"`
+	CutDisk    bool   `json:"cut_disk,omitempty"`
 	// BMCFail: its BMC ignores power changes (`vigil-lab bmc NODE --fail on`).
 	BMCFail bool `json:"bmc_fail,omitempty"`
 }
@@ -318,6 +320,11 @@ func newStatusCmd(lab func() (*Lab, error)) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Power, n.Address, bmc, pidOr(n.InitPid), pidOr(n.VigildPid), cut)
 			}
 			tw.Flush()
+			for _, n := range st.Nodes {
+				if n.PowerError != "" {
+					fmt.Fprintf(w, "%s: power unknown: %s\n", n.Name, n.PowerError)
+				}
+			}
 			fmt.Fprintf(w, "\nservices: registry.opensvc.com %s, busybox.opensvc.com %s\nheartbeat disk: %s   volume groups: %s\n",
 				st.Services["registry.opensvc.com"], st.Services["busybox.opensvc.com"], st.HBDev, strings.Join(st.VGs, " "))
 			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -347,8 +354,9 @@ func (l *Lab) status(cmd *cobra.Command) Status {
 	}
 	for k := 1; k <= l.Nodes; k++ {
 		node := nodeName(k)
+		power, perr := l.powerState(cmd.Context(), k)
 		n := NodeStatus{
-			Name: node, Power: l.powerState(cmd.Context(), k), Address: l.nodeAddr(k), MAC: l.nodeMAC(k),
+			Name: node, Power: power, PowerError: perr, Address: l.nodeAddr(k), MAC: l.nodeMAC(k),
 			BMC: l.bmcAddr(k), CutNet: l.Cut[node].Net, CutDisk: l.Cut[node].Disk,
 			BMCFail: fileExists(l.bmcFailFile(node)),
 		}
