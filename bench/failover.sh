@@ -5,7 +5,9 @@
 # peer marking the node lost, (b) the fence confirmed, (c) the registry up
 # on the peer, and (d) the client's first successful TCP connection to the
 # registry through its floating address, probed every 20 ms from the
-# client namespace (measured from the client's last good connection).
+# client namespace (measured from the client's last good connection), and
+# (e) the registry's first answer to GET /v2/ (a docker-proxy restored by the
+# private dockerd may accept TCP connections before the registry runs).
 # Prints min/median/max of each; the last line sums it up. Asserts nothing.
 # PROFILE=ip times a service holding only a floating address instead, with
 # heartbeats at 0.1 s / 0.3 s and no fencing (what keepalived users compare).
@@ -40,7 +42,7 @@ if [ "$PROFILE" = ip ]; then
 	# every node, heartbeats at 0.1 s / 0.3 s, no fencing.
 	HB_INTERVAL=0.1s HB_TIMEOUT=0.3s
 	lab up --nodes 2 --hb-interval "$HB_INTERVAL" --hb-timeout "$HB_TIMEOUT" --services=false --images=false >/dev/null
-	SVC=vip PORT=7000
+	SVC=vip PORT=7000 API=
 	ADDR=$(lab_json "d['subnet']").60
 	for n in n1 n2; do lab exec "$n" -- "$BIN/regclient" listen ":$PORT" >/dev/null 2>&1 & done
 	printf '[DEFAULT]\nnodes = n1 n2\norchestrate = ha\nstonith = false\n\n[ip#1]\nipdev = eth0\nipname = %s\nnetmask = 24\n' "$ADDR" \
@@ -49,7 +51,7 @@ if [ "$PROFILE" = ip ]; then
 	until [ -f "/run/vigil-lab/$LAB/nodes/n2/etc/$SVC.conf" ]; do sleep 0.05; done
 else
 	lab up --nodes 2 --hb-interval "$HB_INTERVAL" --hb-timeout "$HB_TIMEOUT" >/dev/null
-	SVC=registry.opensvc.com PORT=5000
+	SVC=registry.opensvc.com PORT=5000 API=--api
 	ADDR=$(lab_json "d['services']['registry.opensvc.com']")
 	for s in registry.opensvc.com busybox.opensvc.com; do wait_for n1 "$(avail n1 "$s")" up 180 "$s up on n1"; done
 	for s in registry.opensvc.com busybox.opensvc.com; do svcmgr_on n1 -s "$s" set orchestrate=ha; done
@@ -58,9 +60,9 @@ fi
 CLIENT_NS=$(lab_json "d['client_netns']")
 
 active=n1 peer=n2
-L=() F=() U=() C=()
+L=() F=() U=() C=() A=()
 for r in $(seq "$RUNS"); do
-	ip netns exec "$CLIENT_NS" "$BIN/regclient" probe "$ADDR:$PORT" >"/run/vigil-lab/$LAB/probe.out" 2>&1 &
+	ip netns exec "$CLIENT_NS" "$BIN/regclient" probe "$ADDR:$PORT" $API >"/run/vigil-lab/$LAB/probe.out" 2>&1 &
 	probe=$!
 	sleep 0.3
 	# ipmi_sim now and then refuses a session: ask again (the node is
@@ -76,8 +78,9 @@ for r in $(seq "$RUNS"); do
 	L+=("$(secs_after "$log" "$OFF" "peer lost")")
 	F+=("$(secs_after "$log" "$OFF" "node fenced")")
 	U+=("$(secs_after "$log" "$OFF" "action done:.*svc=$SVC action=start")")
-	C+=("$(awk '/outage/ {print $2}' "/run/vigil-lab/$LAB/probe.out")")
-	echo "run $r ($active off): lost ${L[-1]}s fenced ${F[-1]}s up ${U[-1]}s client ${C[-1]}s"
+	C+=("$(awk '/^outage/ {print $2}' "/run/vigil-lab/$LAB/probe.out")")
+	A+=("$(awk '/^api-outage/ {print $2}' "/run/vigil-lab/$LAB/probe.out")")
+	echo "run $r ($active off): lost ${L[-1]}s fenced ${F[-1]}s up ${U[-1]}s client ${C[-1]}s${API:+ api ${A[-1]}s}"
 	# Bring the old node back; the services stay on the peer (no
 	# failback), which becomes the active node of the next run.
 	[ "$PROFILE" = ip ] || wait_for "$peer" "$(avail "$peer" busybox.opensvc.com)" up 120 "busybox up on $peer"
@@ -100,6 +103,7 @@ if [ "$PROFILE" = ip ]; then
 	echo "failover-ip: runs=$RUNS lost_median=$(median "${L[@]}")s client_median=$(median "${C[@]}")s"
 else
 	echo "heartbeats: network + disk, interval $HB_INTERVAL, timeout $HB_TIMEOUT; fencing: stonith-ipmi (ipmi_sim, lanplus, cipher 3)"
-	stats lost "${L[@]}"; stats fenced "${F[@]}"; stats up "${U[@]}"; stats client "${C[@]}"
-	echo "failover: runs=$RUNS lost_median=$(median "${L[@]}")s fenced_median=$(median "${F[@]}")s up_median=$(median "${U[@]}")s client_median=$(median "${C[@]}")s"
+	stats lost "${L[@]}"; stats fenced "${F[@]}"; stats up "${U[@]}"; stats client "${C[@]}"; stats api "${A[@]}"
+	echo "(client: first TCP connection accepted, possibly by a docker-proxy before the registry runs; api: first answer of the registry to GET /v2/)"
+	echo "failover: runs=$RUNS lost_median=$(median "${L[@]}")s fenced_median=$(median "${F[@]}")s up_median=$(median "${U[@]}")s client_median=$(median "${C[@]}")s api_median=$(median "${A[@]}")s"
 fi

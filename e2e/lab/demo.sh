@@ -55,12 +55,14 @@ DIGEST=$(ip netns exec "$CLIENT_NS" "$BIN/regclient" push "$REG:5000" demo/hello
 echo "pushed demo/hello:1 $DIGEST"
 
 step "power n1 off through its BMC (ipmitool -I lanplus -C 3 chassis power off); a client probes $REG:5000 every 20 ms"
-ip netns exec "$CLIENT_NS" "$BIN/regclient" probe "$REG:5000" >"/run/vigil-lab/$LAB/probe.out" 2>&1 &
+ip netns exec "$CLIENT_NS" "$BIN/regclient" probe "$REG:5000" --api >"/run/vigil-lab/$LAB/probe.out" 2>&1 &
 probe_pid=$!
 sleep 0.3
 lab poweroff n1
 # Timed from the BMC's answer that the power is off (ipmi_sim answers once
-# the node is dead); the client's outage runs from its last good connection.
+# the node is dead); the client's outage runs from its last good connection:
+# until a TCP connection is accepted (docker-proxy may accept one before the
+# registry runs) and until the registry answers GET /v2/.
 OFF=$(date +%s%N)
 N2LOG=/run/vigil-lab/$LAB/nodes/n2/vigild.log
 until grep -q 'action done:.*svc=registry.opensvc.com action=start' "$N2LOG" 2>/dev/null; do
@@ -69,11 +71,12 @@ until grep -q 'action done:.*svc=registry.opensvc.com action=start' "$N2LOG" 2>/
 done
 wait "$probe_pid" || true
 probe_pid=""
-client=$(awk '/outage/ {print $2}' "/run/vigil-lab/$LAB/probe.out")
+client=$(awk '/^outage/ {print $2}' "/run/vigil-lab/$LAB/probe.out")
+api=$(awk '/^api-outage/ {print $2}' "/run/vigil-lab/$LAB/probe.out")
 lost=$(secs_after "$N2LOG" "$OFF" "peer lost")
 fenced=$(secs_after "$N2LOG" "$OFF" "node fenced")
 up=$(secs_after "$N2LOG" "$OFF" "action done:.*svc=registry.opensvc.com action=start")
-echo "n1 lost after ${lost}s; fenced (power-off confirmed by its BMC) after ${fenced}s; registry up on n2 after ${up}s; client outage ${client}s"
+echo "n1 lost after ${lost}s; fenced (power-off confirmed by its BMC) after ${fenced}s; registry up on n2 after ${up}s; client outage ${client}s (TCP accepted), ${api}s (registry answers GET /v2/)"
 grep -h -E "peer lost|node fenced|claiming|orchestrated start" "/run/vigil-lab/$LAB/nodes/n2/vigild.log" | tail -6 | cut -c1-160
 
 step "the takeover on n2"
@@ -95,4 +98,4 @@ svcmon_on n1 --cluster
 echo "n1 is back and ready; registry and busybox stay on n2 (giveback is an operator action: svcmgr -s NAME giveback)"
 
 step "done"
-echo "failover: lost=${lost}s fenced=${fenced}s up=${up}s client=${client}s (heartbeat interval $HB_INTERVAL, timeout $HB_TIMEOUT)"
+echo "failover: lost=${lost}s fenced=${fenced}s up=${up}s client=${client}s api=${api}s (heartbeat interval $HB_INTERVAL, timeout $HB_TIMEOUT)"

@@ -26,7 +26,7 @@ const manifestType = "application/vnd.docker.distribution.manifest.v2+json"
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: regclient push|pull HOST:PORT REPO:TAG [DIGEST] | probe HOST:PORT | listen [HOST]:PORT")
+		fmt.Fprintln(os.Stderr, "usage: regclient push|pull HOST:PORT REPO:TAG [DIGEST] | probe HOST:PORT [--api] | listen [HOST]:PORT")
 		os.Exit(2)
 	}
 	var err error
@@ -40,7 +40,7 @@ func main() {
 		}
 		err = pull(os.Args[2], os.Args[3], want)
 	case "probe":
-		err = probe(os.Args[2], 60*time.Second)
+		err = probe(os.Args[2], len(os.Args) > 3 && os.Args[3] == "--api", 60*time.Second)
 	case "listen":
 		err = listen(os.Args[2])
 	default:
@@ -186,28 +186,52 @@ func pull(addr, ref, want string) error {
 
 // probe connects to addr every 20 ms; once a connection fails it reports
 // the outage when one succeeds again: from the last success before the
-// failures to the first success after.
-func probe(addr string, max time.Duration) error {
-	lastOK := time.Time{}
+// failures to the first success after. With api, a success is also timed
+// the way a registry client sees it: an HTTP answer to GET /v2/ (a TCP
+// accept alone may come from a docker-proxy whose container is not up
+// yet), reported on a second line, "api-outage".
+func probe(addr string, api bool, max time.Duration) error {
+	var lastOK, lastAPI, tcpBack time.Time
 	down := false
+	hc := &http.Client{Timeout: 200 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
 	begin := time.Now()
 	for time.Since(begin) < max {
 		c, err := net.DialTimeout("tcp", addr, 20*time.Millisecond)
 		now := time.Now()
+		apiOK := false
 		if err == nil {
 			c.Close()
-			if down {
-				fmt.Printf("outage %.3f s\n", now.Sub(lastOK).Seconds())
-				return nil
+			if api {
+				if resp, err := hc.Get("http://" + addr + "/v2/"); err == nil {
+					resp.Body.Close()
+					apiOK = resp.StatusCode == http.StatusOK
+				}
 			}
+		}
+		switch {
+		case err == nil && !down:
 			lastOK = now
-		} else if !lastOK.IsZero() {
+			if !api || apiOK {
+				lastAPI = now
+			}
+		case err == nil && tcpBack.IsZero():
+			tcpBack = now
+			fmt.Printf("outage %.3f s (last success %s, back %s)\n", now.Sub(lastOK).Seconds(), clock(lastOK), clock(now))
+		case err != nil && !lastOK.IsZero():
 			down = true
+		}
+		if !tcpBack.IsZero() && (!api || apiOK) {
+			if api {
+				fmt.Printf("api-outage %.3f s (last success %s, back %s)\n", now.Sub(lastAPI).Seconds(), clock(lastAPI), clock(now))
+			}
+			return nil
 		}
 		time.Sleep(time.Until(now.Add(20 * time.Millisecond)))
 	}
 	return errors.New("no outage seen, or it did not end, within the limit")
 }
+
+func clock(t time.Time) string { return t.UTC().Format("15:04:05.000") }
 
 // listen accepts connections and closes them: the TCP server that already
 // listens on every node in the address-only failover profile.
