@@ -286,7 +286,12 @@ func decideService(v View, local Node, s Service) []Action {
 		if len(owners) > 0 {
 			reason = "taking over from lost " + strings.Join(owners, ", ")
 		}
-		return act(Claim, "", "%s", reason)
+		claim := act(Claim, "", "%s", reason)
+		if othersMayClaim(v) {
+			return claim
+		}
+		// Nobody else can claim it: no window to wait, start at once.
+		return append(claim, act(Start, "", "no other node can claim it")...)
 	}
 	if v.Now.Sub(mine.Since) < v.ReadyWindow && othersMayClaim(v) {
 		return nil // a peer may still claim it
