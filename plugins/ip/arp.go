@@ -32,13 +32,13 @@ func arpInterface(link netlink.Link) (*net.Interface, bool) {
 // probe sends RFC 5227 ARP probes (sender address 0.0.0.0, so that no
 // neighbour cache is polluted) for addr on ifi and returns the hardware
 // address of the first host that claims addr, or nil when none does within
-// ProbeCount*ProbeInterval. A host claims addr when it answers, announces
+// the probe's length. A host claims addr when it answers, announces
 // it, or probes for it at the same time.
 //
 // mdlayher/arp's Client is not used for the socket because it insists on
 // the interface already having an IPv4 address, which a dedicated service
 // interface may not have.
-func (d *Driver) probe(ctx context.Context, ifi *net.Interface, addr netip.Addr) (net.HardwareAddr, error) {
+func (d *Driver) probe(ctx context.Context, ifi *net.Interface, addr netip.Addr, length time.Duration) (net.HardwareAddr, error) {
 	conn, err := packet.Listen(ifi, packet.Raw, int(ethernet.EtherTypeARP), nil)
 	if err != nil {
 		return nil, fmt.Errorf("arp probe on %s: open raw socket: %w", ifi.Name, err)
@@ -49,8 +49,11 @@ func (d *Driver) probe(ctx context.Context, ifi *net.Interface, addr netip.Addr)
 		return nil, fmt.Errorf("arp probe on %s: %w", ifi.Name, err)
 	}
 
+	// ProbeCount probes spread over length, the last one's replies
+	// awaited for one interval.
+	count, interval := d.cfg.ProbeCount, length/time.Duration(d.cfg.ProbeCount)
 	start := time.Now()
-	end := start.Add(time.Duration(d.cfg.ProbeCount) * d.cfg.ProbeInterval)
+	end := start.Add(length)
 	// A probe cut short proves nothing: rather fail than plumb an
 	// address nobody had time to defend.
 	truncated := false
@@ -62,12 +65,12 @@ func (d *Driver) probe(ctx context.Context, ifi *net.Interface, addr netip.Addr)
 	buf := make([]byte, 1500)
 	for {
 		now := time.Now()
-		if sent < d.cfg.ProbeCount && !now.Before(next) {
+		if sent < count && !now.Before(next) {
 			if _, err := conn.WriteTo(frame, &packet.Addr{HardwareAddr: ethernet.Broadcast}); err != nil {
 				return nil, fmt.Errorf("arp probe on %s: send: %w", ifi.Name, err)
 			}
 			sent++
-			next = next.Add(d.cfg.ProbeInterval)
+			next = next.Add(interval)
 		}
 		if !now.Before(end) {
 			if err := ctx.Err(); err != nil {
@@ -75,12 +78,12 @@ func (d *Driver) probe(ctx context.Context, ifi *net.Interface, addr netip.Addr)
 			}
 			if truncated {
 				return nil, fmt.Errorf("arp probe on %s: %w before the probe ended (it takes %v); give the start more time",
-					ifi.Name, context.DeadlineExceeded, time.Duration(d.cfg.ProbeCount)*d.cfg.ProbeInterval)
+					ifi.Name, context.DeadlineExceeded, length)
 			}
 			return nil, nil
 		}
 		wake := end
-		if sent < d.cfg.ProbeCount && next.Before(wake) {
+		if sent < count && next.Before(wake) {
 			wake = next
 		}
 		if err := conn.SetReadDeadline(wake); err != nil {

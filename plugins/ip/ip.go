@@ -30,10 +30,14 @@ const Version = "0.1.0"
 
 // Keyword names.
 const (
-	KwIPName  = "ipname"
-	KwIPDev   = "ipdev"
-	KwNetmask = "netmask"
+	KwIPName   = "ipname"
+	KwIPDev    = "ipdev"
+	KwNetmask  = "netmask"
+	KwARPProbe = "arp_probe"
 )
+
+// maxARPProbe bounds arp_probe: longer only delays a failover.
+const maxARPProbe = 10 * time.Second
 
 // Errors callers may branch on.
 var (
@@ -54,7 +58,8 @@ type Config struct {
 	// spend about 150 ms.
 	ProbeCount int
 	// ProbeInterval separates probes, and is also how long replies are
-	// awaited after the last one. Default 50ms.
+	// awaited after the last one. Default 50ms. A resource's arp_probe
+	// keyword sets the probe's whole length instead.
 	ProbeInterval time.Duration
 	// AnnounceCount is how many gratuitous ARPs announce a new address.
 	// The first is sent before Start returns, the others in the
@@ -123,6 +128,8 @@ func (d *Driver) Info() sdk.Info {
 					Help: "The network interface to plumb the address on, e.g. eth0."},
 				{Name: KwNetmask,
 					Help: "The prefix length (24) or dotted netmask (255.255.255.0). Default: the prefix of an address of ipdev in the same subnet, else /32 (IPv4) or /128 (IPv6)."},
+				{Name: KwARPProbe, Type: sdk.TypeDuration,
+					Help: "How long to probe with ARP (3 probes, RFC 5227) for another host holding an IPv4 address before plumbing it; the start fails if one answers. Default 150ms. 0 skips the probe: a failover is that much faster, but an address still held by a partitioned peer is plumbed twice."},
 			},
 		}},
 	}
@@ -133,11 +140,12 @@ type spec struct {
 	name, dev string
 	prefix    int // -1: not set
 	literal   netip.Addr
+	probe     time.Duration // -1: not set
 }
 
 func parseSpec(r sdk.Resource) (spec, []sdk.FieldError) {
 	var errs []sdk.FieldError
-	s := spec{name: strings.TrimSpace(r.Get(KwIPName)), dev: strings.TrimSpace(r.Get(KwIPDev)), prefix: -1}
+	s := spec{name: strings.TrimSpace(r.Get(KwIPName)), dev: strings.TrimSpace(r.Get(KwIPDev)), prefix: -1, probe: -1}
 	if s.name == "" {
 		errs = append(errs, sdk.FieldError{Keyword: KwIPName, Message: "required: an IP address or a host name"})
 	} else if a, err := netip.ParseAddr(s.name); err == nil {
@@ -157,6 +165,17 @@ func parseSpec(r sdk.Resource) (spec, []sdk.FieldError) {
 		s.prefix = p
 		if s.literal.IsValid() && err == nil && p > s.literal.BitLen() {
 			errs = append(errs, sdk.FieldError{Keyword: KwNetmask, Message: fmt.Sprintf("prefix /%d is too long for %s", p, s.literal)})
+		}
+	}
+	if v := strings.TrimSpace(r.Get(KwARPProbe)); v != "" {
+		d, err := sdk.ParseDuration(v)
+		switch {
+		case err != nil:
+			errs = append(errs, sdk.FieldError{Keyword: KwARPProbe, Message: err.Error()})
+		case d < 0 || d > maxARPProbe:
+			errs = append(errs, sdk.FieldError{Keyword: KwARPProbe, Message: fmt.Sprintf("%v is out of range (0 to %v)", d, maxARPProbe)})
+		default:
+			s.probe = d
 		}
 	}
 	return s, errs
@@ -299,13 +318,22 @@ func (d *Driver) Start(ctx context.Context, r sdk.Resource) ([]string, error) {
 		if t.link.Attrs().OperState == netlink.OperDown || t.link.Attrs().Flags&net.FlagUp == 0 {
 			return nil, fmt.Errorf("start %s: interface %s is down; bring it up (ip link set %s up) and start again", s.label(), s.dev, s.dev)
 		}
-		hw, err := d.probe(ctx, ifi, t.addr)
-		if err != nil {
-			return nil, fmt.Errorf("start %s: %w", s.label(), err)
+		length := s.probe
+		if length < 0 {
+			length = time.Duration(d.cfg.ProbeCount) * d.cfg.ProbeInterval
 		}
-		if hw != nil {
-			return nil, fmt.Errorf("start %s: %w: address %s is already in use by %s on %s; find that host and remove the address there, or change ipname",
-				s.label(), ErrAddressInUse, t.addr, hw, s.dev)
+		if length == 0 {
+			log.Warn("address plumbed without an ARP probe (arp_probe = 0)")
+			out = append(out, fmt.Sprintf("arp_probe = 0: %s plumbed without checking that no other host holds it", t.addr))
+		} else {
+			hw, err := d.probe(ctx, ifi, t.addr, length)
+			if err != nil {
+				return nil, fmt.Errorf("start %s: %w", s.label(), err)
+			}
+			if hw != nil {
+				return nil, fmt.Errorf("start %s: %w: address %s is already in use by %s on %s; find that host and remove the address there, or change ipname",
+					s.label(), ErrAddressInUse, t.addr, hw, s.dev)
+			}
 		}
 	} else if t.addr.Is4() {
 		out = append(out, fmt.Sprintf("%s does not use ARP: no duplicate-address probe", s.dev))

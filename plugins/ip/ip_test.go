@@ -60,6 +60,11 @@ func TestValidate(t *testing.T) {
 		{"missing", map[string]string{}, []string{KwIPName, KwIPDev}},
 		{"bad netmask", map[string]string{KwIPName: "10.0.0.1", KwIPDev: "eth0", KwNetmask: "255.0.255.0"}, []string{KwNetmask}},
 		{"prefix too long for v4", map[string]string{KwIPName: "10.0.0.1", KwIPDev: "eth0", KwNetmask: "64"}, []string{KwNetmask}},
+		{"arp_probe off", map[string]string{KwIPName: "10.0.0.1", KwIPDev: "eth0", KwARPProbe: "0"}, nil},
+		{"arp_probe short", map[string]string{KwIPName: "10.0.0.1", KwIPDev: "eth0", KwARPProbe: "30ms"}, nil},
+		{"arp_probe not a duration", map[string]string{KwIPName: "10.0.0.1", KwIPDev: "eth0", KwARPProbe: "fast"}, []string{KwARPProbe}},
+		{"arp_probe negative", map[string]string{KwIPName: "10.0.0.1", KwIPDev: "eth0", KwARPProbe: "-1s"}, []string{KwARPProbe}},
+		{"arp_probe too long", map[string]string{KwIPName: "10.0.0.1", KwIPDev: "eth0", KwARPProbe: "11s"}, []string{KwARPProbe}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -355,9 +360,9 @@ func TestDriver_MissingInterface(t *testing.T) {
 	}
 }
 
-func TestDriver_StartProbesThenAnnounces(t *testing.T) {
-	l := newLab(t)
-	ctx := context.Background()
+// arpListener listens for ARP frames on the lab's peer side.
+func arpListener(t *testing.T, l *lab) *packet.Conn {
+	t.Helper()
 	var conn *packet.Conn
 	var err error
 	in(l.peer, func() {
@@ -369,24 +374,19 @@ func TestDriver_StartProbesThenAnnounces(t *testing.T) {
 	if err != nil {
 		t.Fatalf("listen on the peer: %v", err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
 
-	d := New(Config{Logger: hclog.NewNullLogger()})
-	r := sdk.Resource{RID: "ip#1", Type: "ip", Keywords: map[string]string{KwIPName: "192.0.2.50", KwIPDev: l.dev, KwNetmask: "24"}}
-	in(l.local, func() { _, err = d.Start(ctx, r) })
-	if err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	d.Wait()
-
-	addr := netip.MustParseAddr("192.0.2.50")
-	var probes, announces int
+// countARP reads conn for a second and counts the probes (sender 0.0.0.0)
+// and announcements (sender addr) for addr.
+func countARP(conn *packet.Conn, addr netip.Addr) (probes, announces int) {
 	buf := make([]byte, 1500)
 	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
 	for {
 		n, _, err := conn.ReadFrom(buf)
 		if err != nil {
-			break
+			return probes, announces
 		}
 		var f ethernet.Frame
 		var p arp.Packet
@@ -400,8 +400,59 @@ func TestDriver_StartProbesThenAnnounces(t *testing.T) {
 			announces++
 		}
 	}
-	if probes != 3 || announces != 3 {
+}
+
+func TestDriver_StartProbesThenAnnounces(t *testing.T) {
+	l := newLab(t)
+	conn := arpListener(t, l)
+	d := New(Config{Logger: hclog.NewNullLogger()})
+	r := sdk.Resource{RID: "ip#1", Type: "ip", Keywords: map[string]string{KwIPName: "192.0.2.50", KwIPDev: l.dev, KwNetmask: "24"}}
+	var err error
+	in(l.local, func() { _, err = d.Start(context.Background(), r) })
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	d.Wait()
+	if probes, announces := countARP(conn, netip.MustParseAddr("192.0.2.50")); probes != 3 || announces != 3 {
 		t.Errorf("peer saw %d probes (sender 0.0.0.0) and %d announcements, want 3 and 3", probes, announces)
+	}
+}
+
+func TestDriver_ARPProbeKeyword(t *testing.T) {
+	l := newLab(t)
+	ctx := context.Background()
+	d := New(Config{Logger: hclog.NewNullLogger()})
+	t.Cleanup(d.Wait)
+
+	// A short probe still finds a holder.
+	l.addAddr(t, l.hPeer, l.peerDev, "192.0.2.31/24")
+	var err error
+	in(l.local, func() {
+		_, err = d.Start(ctx, sdk.Resource{RID: "ip#1", Type: "ip", Keywords: map[string]string{KwIPName: "192.0.2.31", KwIPDev: l.dev, KwARPProbe: "30ms"}})
+	})
+	if !errors.Is(err, ErrAddressInUse) {
+		t.Errorf("start with arp_probe = 30ms beside a holder: err = %v, want ErrAddressInUse", err)
+	}
+
+	// arp_probe = 0: no probe, the address is plumbed, announced, and the
+	// start says it did not check.
+	conn := arpListener(t, l)
+	var out []string
+	in(l.local, func() {
+		out, err = d.Start(ctx, sdk.Resource{RID: "ip#2", Type: "ip", Keywords: map[string]string{KwIPName: "192.0.2.32", KwIPDev: l.dev, KwNetmask: "24", KwARPProbe: "0"}})
+	})
+	if err != nil {
+		t.Fatalf("start with arp_probe = 0: %v", err)
+	}
+	d.Wait()
+	if !strings.Contains(strings.Join(out, "\n"), "without checking") {
+		t.Errorf("start output does not say the address was not probed: %q", out)
+	}
+	if probes, announces := countARP(conn, netip.MustParseAddr("192.0.2.32")); probes != 0 || announces != 3 {
+		t.Errorf("peer saw %d probes and %d announcements, want 0 and 3", probes, announces)
+	}
+	if p := l.plumbed(t, "192.0.2.32"); p == "" {
+		t.Error("192.0.2.32 not plumbed")
 	}
 }
 
