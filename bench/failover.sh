@@ -10,7 +10,8 @@
 # private dockerd may accept TCP connections before the registry runs).
 # Prints min/median/max of each; the last line sums it up. Asserts nothing.
 # PROFILE=ip times a service holding only a floating address instead, with
-# heartbeats at 0.1 s / 0.3 s and no fencing (what keepalived users compare).
+# heartbeats at 0.1 s / 0.3 s and no fencing (what keepalived users compare);
+# ARP_PROBE=0 sets the address's arp_probe (keepalived does not probe).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 BIN=${VIGIL_BIN_DIR:-$here/../bin}
@@ -45,8 +46,10 @@ if [ "$PROFILE" = ip ]; then
 	SVC=vip PORT=7000 API=
 	ADDR=$(lab_json "d['subnet']").60
 	for n in n1 n2; do lab exec "$n" -- "$BIN/regclient" listen ":$PORT" >/dev/null 2>&1 & done
-	printf '[DEFAULT]\nnodes = n1 n2\norchestrate = ha\nstonith = false\n\n[ip#1]\nipdev = eth0\nipname = %s\nnetmask = 24\n' "$ADDR" \
-		>"/run/vigil-lab/$LAB/nodes/n1/etc/$SVC.conf"
+	{
+		printf '[DEFAULT]\nnodes = n1 n2\norchestrate = ha\nstonith = false\n\n[ip#1]\nipdev = eth0\nipname = %s\nnetmask = 24\n' "$ADDR"
+		[ -z "${ARP_PROBE:-}" ] || printf 'arp_probe = %s\n' "$ARP_PROBE"
+	} >"/run/vigil-lab/$LAB/nodes/n1/etc/$SVC.conf"
 	wait_for n1 "$(avail n1 $SVC)" up 60 "$SVC up on n1"
 	until [ -f "/run/vigil-lab/$LAB/nodes/n2/etc/$SVC.conf" ]; do sleep 0.05; done
 else
@@ -98,7 +101,7 @@ stats() { # name values...
 }
 median() { printf '%s\n' "$@" | grep -v '^?*$' | sort -n | awk '{a[NR]=$1} END { if (NR) printf "%.2f", a[int((NR+1)/2)]; else printf "?" }'; }
 if [ "$PROFILE" = ip ]; then
-	echo "heartbeats: network + disk, interval $HB_INTERVAL, timeout $HB_TIMEOUT; fencing: off; service: one floating address"
+	echo "heartbeats: network + disk, interval $HB_INTERVAL, timeout $HB_TIMEOUT; fencing: off; service: one floating address, arp_probe ${ARP_PROBE:-150ms (default)}"
 	stats lost "${L[@]}"; stats up "${U[@]}"; stats client "${C[@]}"
 	echo "failover-ip: runs=$RUNS lost_median=$(median "${L[@]}")s client_median=$(median "${C[@]}")s"
 else

@@ -61,6 +61,19 @@ func (d *Daemon) publishInterval() time.Duration {
 	return iv
 }
 
+// tickInterval is how often peers are judged: a twentieth of the shortest
+// heartbeat timeout (between 10 and 100 ms), so that the judgement adds
+// little to the timeout itself.
+func (d *Daemon) tickInterval() time.Duration {
+	to := cluster.DefaultTimeout
+	for i, hb := range d.node.Heartbeats {
+		if i == 0 || hb.Timeout < to {
+			to = hb.Timeout
+		}
+	}
+	return min(max(to/20, 10*time.Millisecond), 100*time.Millisecond)
+}
+
 func (d *Daemon) publishLoop(ctx context.Context) {
 	if len(d.hbChans) == 0 {
 		return

@@ -253,10 +253,10 @@ func (d *Daemon) runHeartbeat(ctx context.Context, hb cluster.HeartbeatConfig, c
 	}
 }
 
-// tickLoop judges peers often enough that a lost peer is seen within a
-// tenth of a second of its timeout.
+// tickLoop judges peers often enough that a lost peer is seen soon after
+// its timeout (see tickInterval).
 func (d *Daemon) tickLoop(ctx context.Context) {
-	t := time.NewTicker(100 * time.Millisecond)
+	t := time.NewTicker(d.tickInterval())
 	defer t.Stop()
 	for {
 		select {
