@@ -346,6 +346,12 @@ func (r *runner) handle(res cycleResult, first bool, now time.Time) {
 				p.stale = false
 				r.log.Info("peer slot moving again", "peer", p.name)
 			}
+			if len(s.payload) == 0 {
+				// The peer's daemon has not handed it a dataset yet
+				// (it has just started): nothing core could verify, so
+				// no beat, and no reject either.
+				continue
+			}
 			r.emit(sdk.HeartbeatEvent{Kind: sdk.EventBeat, Peer: p.name, Dataset: s.payload, Received: now})
 		}
 	}

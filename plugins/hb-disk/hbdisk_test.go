@@ -427,6 +427,7 @@ func TestRun_GenerationNeverGoesBackwards(t *testing.T) {
 	})
 	c := newTestCluster(t, dev, "a", "b")
 	a, b := c.start("a"), c.start("b")
+	b.publish([]byte("b's dataset"))
 	a.rec.waitFor(t, 0, "b's beat", eventFrom(sdk.EventBeat, "b", ""))
 	b.stop(t)
 	raw, err := os.ReadFile(dev)
@@ -439,6 +440,26 @@ func TestRun_GenerationNeverGoesBackwards(t *testing.T) {
 	}
 	if h.Gen <= ahead {
 		t.Fatalf("b wrote generation %d after a slot at %d", h.Gen, ahead)
+	}
+}
+
+// TestRun_NoBeatBeforeTheFirstDataset: a just-started peer writes its slot
+// before its daemon hands it a dataset; that slot is neither a beat (core
+// could verify nothing in it) nor a reject (nothing is wrong with it).
+func TestRun_NoBeatBeforeTheFirstDataset(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, newDevFile(t, 2), "a", "b")
+	a, b := c.start("a"), c.start("b")
+	time.Sleep(5 * testInterval)
+	for _, e := range a.rec.since(0) {
+		if e.Peer == "b" && (e.Kind == sdk.EventBeat || e.Kind == sdk.EventReject) {
+			t.Fatalf("before b had a dataset, a saw %s", describe([]sdk.HeartbeatEvent{e}))
+		}
+	}
+	from := a.rec.mark()
+	b.publish([]byte("b's dataset"))
+	if e := a.rec.waitFor(t, from, "b's beat", eventFrom(sdk.EventBeat, "b", "")); string(e.Dataset) != "b's dataset" {
+		t.Errorf("b's beat carries %q", e.Dataset)
 	}
 }
 
