@@ -98,6 +98,7 @@ func (l *Lab) fixtureVars() lab.Vars {
 		BusyboxBridge:     serviceBridges[1].name,
 		RegistryVG:        l.vgName("registry"),
 		BusyboxVG:         l.vgName("busybox"),
+		CgroupParent:      l.cgroupParent(),
 		RegistryRootDev:   l.loopDev("registry-root"),
 		RegistryDockerDev: l.loopDev("registry-docker"),
 		RegistryDataDev:   l.loopDev("registry-data"),

@@ -82,6 +82,14 @@ func down(ctx context.Context, name string, w io.Writer) error {
 		}
 	}
 
+	// The containers' cgroups: their processes died with the nodes, but
+	// nobody removed the directories.
+	for _, dir := range cgroupDirs(l.cgroupParent()) {
+		if err := removeCgroupTree(dir, 5*time.Second); err != nil {
+			warn("%v", err)
+		}
+	}
+
 	// Volume groups, then the loop devices (ours: backed by our files).
 	for _, svc := range []string{"registry", "busybox"} {
 		vg := l.vgName(svc)
@@ -109,6 +117,62 @@ func down(ctx context.Context, name string, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "lab %s down\n", name)
 	return nil
+}
+
+// cgroupDirs lists where cgroup path stands in every cgroup hierarchy
+// mounted on the host (cgroup v1 has one per controller, v2 one).
+func cgroupDirs(path string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var dirs []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// ID parent major:minor root mountpoint options... - fstype ...
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		fields, fs := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(fields) < 5 || len(fs) < 1 || (fs[0] != "cgroup" && fs[0] != "cgroup2") || fields[3] != "/" {
+			continue
+		}
+		if d := filepath.Join(fields[4], path); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
+}
+
+// removeCgroupTree removes the cgroup directory dir and those below it,
+// deepest first. A cgroup whose last process has just died may stay busy
+// a moment, so it tries again until timeout.
+func removeCgroupTree(dir string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var subdirs []string
+		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				subdirs = append(subdirs, p)
+			}
+			return nil
+		})
+		if err != nil || len(subdirs) == 0 {
+			return nil // nothing there
+		}
+		var last error
+		for _, d := range slices.Backward(subdirs) {
+			if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) {
+				last = fmt.Errorf("remove cgroup %s: %w", d, err)
+			}
+		}
+		if last == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return last
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func isNodeName(s string) bool {

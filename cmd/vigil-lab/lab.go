@@ -121,6 +121,11 @@ func (l *Lab) bmcPassFile(node string) string {
 // so each lab has its own.
 func (l *Lab) vgName(svc string) string { return "vg" + svc + "-" + l.Name }
 
+// cgroupParent is the cgroup, in every hierarchy, that the lab's
+// containers go under (docker's --cgroup-parent): the host's, since nodes
+// share its cgroup namespace.
+func (l *Lab) cgroupParent() string { return "/vigil-lab-" + l.Name }
+
 func nodeName(k int) string { return "n" + strconv.Itoa(k) }
 
 func (l *Lab) nodeNames() []string {

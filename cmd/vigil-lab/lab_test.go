@@ -187,7 +187,28 @@ func TestLab_UpPowerCycleDown(t *testing.T) {
 	}
 	procs := []*Proc{l.Supervisor, readProc(l.initPidFile("n1")), readProc(l.initPidFile("n2")),
 		readProc(l.bmcPidFile("n1")), readProc(l.bmcPidFile("n2"))}
+	// What a powered-off node's docker daemon leaves on the host: its
+	// containers' cgroups under the lab's parent, in every hierarchy.
+	cgroups := cgroupDirs(l.cgroupParent())
+	if len(cgroups) == 0 {
+		t.Fatal("no cgroup hierarchy mounted")
+	}
+	for _, d := range cgroups {
+		if err := os.MkdirAll(filepath.Join(d, "0123abcd", "child"), 0o755); err != nil {
+			t.Fatalf("make a container's cgroup: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, d := range cgroups {
+			_ = removeCgroupTree(d, time.Second)
+		}
+	})
 	t.Log(r.must("down"))
+	for _, d := range cgroups {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("cgroup %s left", d)
+		}
+	}
 	for _, p := range procs {
 		if p.alive() {
 			t.Errorf("process %d survives down", p.Pid)

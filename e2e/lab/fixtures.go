@@ -21,6 +21,8 @@ type Vars struct {
 
 	RegistryVG, BusyboxVG string // volume groups, one per lab (VG names are global on the host)
 
+	CgroupParent string // the cgroup the services' containers go under, one per lab
+
 	RegistryRootDev, RegistryDockerDev, RegistryDataDev string // loop devices
 	BusyboxRootDev, BusyboxDataDev                      string
 }
