@@ -222,12 +222,15 @@ func (l *Lab) ipmi(ctx context.Context, k int, args ...string) (string, error) {
 	pass := l.bmcPassFile(nodeName(k))
 	full := append([]string{"--net=" + l.nsPath(l.clientNS()), "--", "ipmitool", "-I", "lanplus", "-C", "3",
 		"-H", l.bmcAddr(k), "-U", bmcUser, "-f", pass, "-N", "3", "-R", "3"}, args...)
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	var out string
 	var err error
 	for try := 1; try <= 3; try++ {
-		if out, err = output(ctx, "nsenter", full...); err == nil || ctx.Err() != nil {
+		// Each call bounded on its own: a session ipmi_sim leaves
+		// hanging must not eat the time of the next attempt.
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		out, err = output(actx, "nsenter", full...)
+		cancel()
+		if err == nil || ctx.Err() != nil {
 			break
 		}
 		select {
