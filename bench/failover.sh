@@ -68,8 +68,8 @@ for r in $(seq "$RUNS"); do
 	ip netns exec "$CLIENT_NS" "$BIN/regclient" probe "$ADDR:$PORT" $API >"/run/vigil-lab/$LAB/probe.out" 2>&1 &
 	probe=$!
 	sleep 0.3
-	# ipmi_sim now and then refuses a session: ask again (the node is
-	# only off once the BMC says so).
+	# Ask again if the BMC's answer is lost (the node is only off once
+	# the BMC says so).
 	for try in 1 2 3; do lab poweroff "$active" >/dev/null && break; [ "$try" -lt 3 ] || exit 1; sleep 0.2; done
 	OFF=$(date +%s%N)
 	log=$(log_of "$peer")

@@ -214,10 +214,9 @@ func (l *Lab) setBMCFail(node string, fail bool) error {
 
 // ipmi runs ipmitool against node k's BMC from the client namespace, the
 // way a peer or an operator would: lanplus with cipher suite 3 (without
-// -C each call spends ~10s probing suites). ipmi_sim now and then refuses
-// to open an RMCP+ session when the host is busy; every request the lab
-// makes (power status, on, off) is idempotent, so a refused call is made
-// again, up to three times in all.
+// -C each call spends ~10s probing suites). IPMI runs over UDP and a BMC
+// may drop an exchange; every request the lab makes (power status, on,
+// off) is idempotent, so a failed call is made again, up to three times.
 func (l *Lab) ipmi(ctx context.Context, k int, args ...string) (string, error) {
 	pass := l.bmcPassFile(nodeName(k))
 	full := append([]string{"--net=" + l.nsPath(l.clientNS()), "--", "ipmitool", "-I", "lanplus", "-C", "3",

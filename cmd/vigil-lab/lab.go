@@ -147,11 +147,18 @@ func (l *Lab) nodeIndex(node string) (int, error) {
 
 // nodeMAC is fixed per node, as a real NIC's: after a power cycle the
 // peers' ARP caches are still right.
-func (l *Lab) nodeMAC(k int) string {
+func (l *Lab) nodeMAC(k int) string { return l.mac(0, byte(k)) }
+
+// switchMAC is br0's address, beside the nodes' (02:…:00:K).
+func (l *Lab) switchMAC() string { return l.mac(0xfe, 0) }
+
+// mac is a locally administered address of the lab's: 02, three bytes
+// of the lab name's hash, then a and b.
+func (l *Lab) mac(a, b byte) string {
 	h := fnv.New32a()
 	h.Write([]byte(l.Name))
 	s := h.Sum32()
-	return fmt.Sprintf("02:%02x:%02x:%02x:00:%02x", byte(s>>16), byte(s>>8), byte(s), k)
+	return fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", byte(s>>16), byte(s>>8), byte(s), a, b)
 }
 
 func (l *Lab) loop(role string) *Loop {

@@ -162,7 +162,11 @@ func (l *Lab) buildSwitch(ctx context.Context) error {
 	steps := [][]string{
 		{"netns", "add", sw},
 		{"-n", sw, "link", "set", "lo", "up"},
-		{"-n", sw, "link", "add", "br0", "type", "bridge"},
+		// A fixed address: a bridge that picks its own takes the lowest
+		// of its ports' and changes it as nodes power off and on, and
+		// the client's and nodes' ARP entries for the BMCs (which live on
+		// br0) then point nowhere for seconds: ipmitool hung or failed.
+		{"-n", sw, "link", "add", "br0", "address", l.switchMAC(), "type", "bridge"},
 		{"-n", sw, "addr", "add", l.addr(hostSwitch) + "/24", "dev", "br0"},
 		{"-n", sw, "link", "set", "br0", "up"},
 		// The image loader's dockerd bridge (never --bridge=none).
