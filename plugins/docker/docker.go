@@ -590,9 +590,10 @@ func (d *Driver) ensureDaemon(ctx context.Context, r sdk.Resource, p daemonPaths
 }
 
 // waitReady polls the daemon's socket until it answers, the daemon exits
-// or ctx ends.
+// or ctx ends. Often: every poll period is, on average, half of it added
+// to a failover, and a refused connection on a unix socket costs little.
 func (d *Driver) waitReady(ctx context.Context, c *client.Client, p daemonPaths, pid int, exited <-chan error) error {
-	tick := time.NewTicker(200 * time.Millisecond)
+	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
