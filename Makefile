@@ -47,7 +47,9 @@ fuzz:
 # Go benchmarks (a status call through a plugin vs in-process), then the
 # service start against a shell script doing the same steps.
 bench: deps build
-	VIGIL_BIN_DIR=$(BIN) $(GO) test -run '^$$' -bench . -benchtime 5000x ./bench/...
+	VIGIL_BIN_DIR=$(BIN) $(GO) test -run '^$$' -bench 'PluginBoundary|FSStatus' -benchtime 5000x ./bench/...
+	# One op of these is a whole refresh, a daemon, or 20 peer losses.
+	VIGIL_BIN_DIR=$(BIN) $(GO) test -run '^$$' -bench 'FullRefresh|DaemonRSS|PeerLost' -benchtime 1x ./bench/...
 	VIGIL_BIN_DIR=$(BIN) RUNS=$(or $(RUNS),5) bash bench/startup.sh
 
 # N power-offs of the active node in the lab, timed (RUNS=10 by default).

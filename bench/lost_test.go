@@ -18,7 +18,6 @@ import (
 // the median and the max.
 func BenchmarkPeerLost(b *testing.B) {
 	clusterlab.RequireRoot(b)
-	defer clusterlab.Cleanup()
 	runs := 20
 	if v, err := strconv.Atoi(os.Getenv("LOST_RUNS")); err == nil && v > 0 {
 		runs = v
