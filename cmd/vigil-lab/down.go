@@ -122,21 +122,13 @@ func down(ctx context.Context, name string, w io.Writer) error {
 // cgroupDirs lists where cgroup path stands in every cgroup hierarchy
 // mounted on the host (cgroup v1 has one per controller, v2 one).
 func cgroupDirs(path string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
+	ms, _ := mountinfo()
 	var dirs []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// ID parent major:minor root mountpoint options... - fstype ...
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		fields, fs := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(fields) < 5 || len(fs) < 1 || (fs[0] != "cgroup" && fs[0] != "cgroup2") || fields[3] != "/" {
+	for _, m := range ms {
+		if (m.fstype != "cgroup" && m.fstype != "cgroup2") || m.root != "/" {
 			continue
 		}
-		if d := filepath.Join(fields[4], path); !slices.Contains(dirs, d) {
+		if d := filepath.Join(m.target, path); !slices.Contains(dirs, d) {
 			dirs = append(dirs, d)
 		}
 	}
@@ -190,23 +182,40 @@ func loopsOf(ctx context.Context, file string) []string {
 
 // mountsUnder lists the host's mount points under dir, deepest first.
 func mountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
+	ms0, _ := mountinfo()
 	var ms []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		if t := unescapeMount(fields[4]); t == dir || strings.HasPrefix(t, dir+"/") {
-			ms = append(ms, t)
+	for _, m := range ms0 {
+		if m.target == dir || strings.HasPrefix(m.target, dir+"/") {
+			ms = append(ms, m.target)
 		}
 	}
 	slices.Sort(ms)
 	slices.Reverse(ms)
 	return ms
+}
+
+// mount is a line of /proc/self/mountinfo, the fields the lab reads.
+type mount struct {
+	root, target, fstype string
+}
+
+// mountinfo reads /proc/self/mountinfo:
+// ID PARENT MAJ:MIN ROOT TARGET OPTS [OPTIONAL...] - FSTYPE SRC SUPEROPTS.
+func mountinfo() ([]mount, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var ms []mount
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		fields, fs := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(fields) < 5 || len(fs) < 1 {
+			continue
+		}
+		ms = append(ms, mount{root: unescapeMount(fields[3]), target: unescapeMount(fields[4]), fstype: fs[0]})
+	}
+	return ms, sc.Err()
 }

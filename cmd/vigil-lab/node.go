@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -228,30 +226,19 @@ func bindMount(src, dst string) error {
 }
 
 func dropNsfsMounts() error {
-	f, err := os.Open("/proc/self/mountinfo")
+	ms, err := mountinfo()
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	var targets []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// mountinfo: ID PARENT MAJ:MIN ROOT TARGET OPTS ... - FSTYPE SRC SUPEROPTS
-		fields := strings.Fields(sc.Text())
-		sep := slices.Index(fields, "-")
-		if sep < 0 || sep+1 >= len(fields) || len(fields) < 5 {
+	for _, m := range ms {
+		if m.fstype != "nsfs" {
 			continue
 		}
-		if fields[sep+1] == "nsfs" {
-			targets = append(targets, unescapeMount(fields[4]))
+		if err := unix.Unmount(m.target, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("unmount %s: %w", m.target, err)
 		}
 	}
-	for _, t := range targets {
-		if err := unix.Unmount(t, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("unmount %s: %w", t, err)
-		}
-	}
-	return sc.Err()
+	return nil
 }
 
 // unescapeMount undoes mountinfo's octal escapes (\040 for a space).
