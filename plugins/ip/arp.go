@@ -49,9 +49,9 @@ func (d *Driver) probe(ctx context.Context, ifi *net.Interface, addr netip.Addr,
 		return nil, fmt.Errorf("arp probe on %s: %w", ifi.Name, err)
 	}
 
-	// ProbeCount probes spread over length, the last one's replies
+	// probeCount probes spread over length, the last one's replies
 	// awaited for one interval.
-	count, interval := d.cfg.ProbeCount, length/time.Duration(d.cfg.ProbeCount)
+	interval := length / probeCount
 	start := time.Now()
 	end := start.Add(length)
 	// A probe cut short proves nothing: rather fail than plumb an
@@ -65,7 +65,7 @@ func (d *Driver) probe(ctx context.Context, ifi *net.Interface, addr netip.Addr,
 	buf := make([]byte, 1500)
 	for {
 		now := time.Now()
-		if sent < count && !now.Before(next) {
+		if sent < probeCount && !now.Before(next) {
 			if _, err := conn.WriteTo(frame, &packet.Addr{HardwareAddr: ethernet.Broadcast}); err != nil {
 				return nil, fmt.Errorf("arp probe on %s: send: %w", ifi.Name, err)
 			}
@@ -83,7 +83,7 @@ func (d *Driver) probe(ctx context.Context, ifi *net.Interface, addr netip.Addr,
 			return nil, nil
 		}
 		wake := end
-		if sent < count && next.Before(wake) {
+		if sent < probeCount && next.Before(wake) {
 			wake = next
 		}
 		if err := conn.SetReadDeadline(wake); err != nil {

@@ -36,8 +36,16 @@ const (
 	KwARPProbe = "arp_probe"
 )
 
-// maxARPProbe bounds arp_probe: longer only delays a failover.
-const maxARPProbe = 10 * time.Second
+// The duplicate-address probe: probeCount ARP probes spread over the
+// resource's arp_probe. RFC 5227 asks for 3 probes over 1 to 3 seconds; a
+// failover cannot wait that long, and on a LAN a holder answers within a
+// millisecond or two, so the default spends 150 ms (every 50 ms of it is
+// 50 ms of outage in a failover).
+const (
+	probeCount      = 3
+	DefaultARPProbe = 150 * time.Millisecond
+	maxARPProbe     = 10 * time.Second // longer only delays a failover
+)
 
 // Errors callers may branch on.
 var (
@@ -52,15 +60,6 @@ type Config struct {
 	// LookupIP resolves ipname when it is not a literal address. Default:
 	// net.DefaultResolver (which reads /etc/hosts, then DNS).
 	LookupIP func(ctx context.Context, host string) ([]netip.Addr, error)
-	// ProbeCount is how many ARP probes are sent before plumbing an IPv4
-	// address; 0 means the default, 3. RFC 5227 asks for 3 probes over
-	// 1 to 3 seconds; a failover cannot wait that long, so the defaults
-	// spend about 150 ms.
-	ProbeCount int
-	// ProbeInterval separates probes, and is also how long replies are
-	// awaited after the last one. Default 50ms. A resource's arp_probe
-	// keyword sets the probe's whole length instead.
-	ProbeInterval time.Duration
 	// AnnounceCount is how many gratuitous ARPs announce a new address.
 	// The first is sent before Start returns, the others in the
 	// background. Default 3.
@@ -88,15 +87,6 @@ func New(cfg Config) *Driver {
 		cfg.LookupIP = func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		}
-	}
-	if cfg.ProbeCount <= 0 {
-		cfg.ProbeCount = 3
-	}
-	if cfg.ProbeInterval <= 0 {
-		// 3 probes 50 ms apart: on a LAN a holder answers within a
-		// millisecond or two, and every 50 ms here is 50 ms of outage in a
-		// failover. RFC 5227's 1-3 s suits links where hosts sleep.
-		cfg.ProbeInterval = 50 * time.Millisecond
 	}
 	if cfg.AnnounceCount <= 0 {
 		cfg.AnnounceCount = 3
@@ -128,8 +118,8 @@ func (d *Driver) Info() sdk.Info {
 					Help: "The network interface to plumb the address on, e.g. eth0."},
 				{Name: KwNetmask,
 					Help: "The prefix length (24) or dotted netmask (255.255.255.0). Default: the prefix of an address of ipdev in the same subnet, else /32 (IPv4) or /128 (IPv6)."},
-				{Name: KwARPProbe, Type: sdk.TypeDuration,
-					Help: "How long to probe with ARP (3 probes, RFC 5227) for another host holding an IPv4 address before plumbing it; the start fails if one answers. Default 150ms. 0 skips the probe: a failover is that much faster, but an address still held by a partitioned peer is plumbed twice."},
+				{Name: KwARPProbe, Type: sdk.TypeDuration, Default: DefaultARPProbe.String(),
+					Help: "How long to probe with ARP (3 probes, RFC 5227) for another host holding an IPv4 address before plumbing it; the start fails if one answers. 0 skips the probe: a failover is that much faster, but an address still held by a partitioned peer is plumbed twice."},
 			},
 		}},
 	}
@@ -140,12 +130,12 @@ type spec struct {
 	name, dev string
 	prefix    int // -1: not set
 	literal   netip.Addr
-	probe     time.Duration // -1: not set
+	probe     time.Duration // arp_probe
 }
 
 func parseSpec(r sdk.Resource) (spec, []sdk.FieldError) {
 	var errs []sdk.FieldError
-	s := spec{name: strings.TrimSpace(r.Get(KwIPName)), dev: strings.TrimSpace(r.Get(KwIPDev)), prefix: -1, probe: -1}
+	s := spec{name: strings.TrimSpace(r.Get(KwIPName)), dev: strings.TrimSpace(r.Get(KwIPDev)), prefix: -1, probe: DefaultARPProbe}
 	if s.name == "" {
 		errs = append(errs, sdk.FieldError{Keyword: KwIPName, Message: "required: an IP address or a host name"})
 	} else if a, err := netip.ParseAddr(s.name); err == nil {
@@ -318,15 +308,11 @@ func (d *Driver) Start(ctx context.Context, r sdk.Resource) ([]string, error) {
 		if t.link.Attrs().OperState == netlink.OperDown || t.link.Attrs().Flags&net.FlagUp == 0 {
 			return nil, fmt.Errorf("start %s: interface %s is down; bring it up (ip link set %s up) and start again", s.label(), s.dev, s.dev)
 		}
-		length := s.probe
-		if length < 0 {
-			length = time.Duration(d.cfg.ProbeCount) * d.cfg.ProbeInterval
-		}
-		if length == 0 {
+		if s.probe == 0 {
 			log.Warn("address plumbed without an ARP probe (arp_probe = 0)")
 			out = append(out, fmt.Sprintf("arp_probe = 0: %s plumbed without checking that no other host holds it", t.addr))
 		} else {
-			hw, err := d.probe(ctx, ifi, t.addr, length)
+			hw, err := d.probe(ctx, ifi, t.addr, s.probe)
 			if err != nil {
 				return nil, fmt.Errorf("start %s: %w", s.label(), err)
 			}
