@@ -52,26 +52,26 @@ func (d *Daemon) onHeartbeat(hb string, e hbEvent) {
 // publishInterval is the shortest heartbeat interval: datasets are sealed
 // afresh that often, so a replayed copy never passes for a live node.
 func (d *Daemon) publishInterval() time.Duration {
-	iv := cluster.DefaultInterval
-	for i, hb := range d.node.Heartbeats {
-		if i == 0 || hb.Interval < iv {
-			iv = hb.Interval
-		}
-	}
-	return iv
+	return d.shortest(cluster.DefaultInterval, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Interval })
 }
 
 // tickInterval is how often peers are judged: a twentieth of the shortest
 // heartbeat timeout (between 10 and 100 ms), so that the judgement adds
 // little to the timeout itself.
 func (d *Daemon) tickInterval() time.Duration {
-	to := cluster.DefaultTimeout
+	to := d.shortest(cluster.DefaultTimeout, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Timeout })
+	return min(max(to/20, 10*time.Millisecond), 100*time.Millisecond)
+}
+
+// shortest is the smallest of a heartbeat setting, or def without any
+// heartbeat.
+func (d *Daemon) shortest(def time.Duration, of func(cluster.HeartbeatConfig) time.Duration) time.Duration {
 	for i, hb := range d.node.Heartbeats {
-		if i == 0 || hb.Timeout < to {
-			to = hb.Timeout
+		if i == 0 || of(hb) < def {
+			def = of(hb)
 		}
 	}
-	return min(max(to/20, 10*time.Millisecond), 100*time.Millisecond)
+	return def
 }
 
 func (d *Daemon) publishLoop(ctx context.Context) {

@@ -514,8 +514,8 @@ func TestDecide_NeverStartsUnsafely(t *testing.T) {
 				// claiming too; with nobody else, the claim comes with
 				// its start.
 				mine := s.Instances[v.Local]
-				claimedNow := last[a.Service] == Start && slices.ContainsFunc(got, func(c Action) bool { return c.Service == a.Service && c.Kind == Claim })
-				if claimedNow && othersMayClaim(v) || !claimedNow && (mine.State != Ready || (v.Now.Sub(mine.Since) < v.ReadyWindow && othersMayClaim(v))) {
+				claimedNow := slices.ContainsFunc(got, func(c Action) bool { return c.Service == a.Service && c.Kind == Claim })
+				if !claimedNow && mine.State != Ready || othersMayClaim(v) && (claimedNow || v.Now.Sub(mine.Since) < v.ReadyWindow) {
 					t.Fatalf("start of %s without a claim past the window\n%s", s.Name, describe(v))
 				}
 			}
