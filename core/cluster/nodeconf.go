@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-ha/vigil/core/value"
+
 	"github.com/vigil-ha/vigil/core/config"
 )
 
@@ -146,7 +148,7 @@ func LoadNodeConfig(path string, kw PluginKeywords) (*NodeConfig, error) {
 			c.Cluster, c.Metrics = vals["name"], vals["metrics"]
 			c.Nodes = strings.Fields(vals["nodes"])
 			c.Local = vals["node"]
-			c.ReadyPeriod, _ = config.ParseDuration(vals["ready_period"])
+			c.ReadyPeriod, _ = value.ParseDuration(vals["ready_period"])
 			c.SplitAction = vals["split_action"]
 			if s := vals["secret"]; s != "" {
 				if c.secret, err = hex.DecodeString(s); err != nil || len(c.secret) < 16 {
@@ -227,8 +229,8 @@ func (c *NodeConfig) heartbeat(path string, sec *config.Section, kw PluginKeywor
 	vals, e := config.CheckSection(path, sec, kws)
 	*errs = append(*errs, e...)
 	hb.Type = typ
-	hb.Interval, _ = config.ParseDuration(vals["interval"])
-	hb.Timeout, _ = config.ParseDuration(vals["timeout"])
+	hb.Interval, _ = value.ParseDuration(vals["interval"])
+	hb.Timeout, _ = value.ParseDuration(vals["timeout"])
 	if hb.Interval < MinInterval {
 		*errs = append(*errs, &config.Error{File: path, Line: sec.Line, Section: sec.Name, Keyword: "interval", Err: config.ErrInvalidValue,
 			Msg: fmt.Sprintf("%s is below the %s minimum", hb.Interval, MinInterval)})

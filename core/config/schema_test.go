@@ -143,14 +143,6 @@ func TestValues_ParseLikeTheSDK(t *testing.T) {
 			}
 		})
 	}
-	d, _ := parseDuration("10")
-	if d.Seconds() != 10 {
-		t.Errorf("parseDuration(10) = %v", d)
-	}
-	n, _ := parseSize("1.5k")
-	if n != 1536 {
-		t.Errorf("parseSize(1.5k) = %d", n)
-	}
 }
 
 func TestSuggest_OnlyWhenClose(t *testing.T) {

@@ -1,7 +1,5 @@
 package config
 
-import "time"
-
 // CheckSection validates one section of a file that is not a service (the
 // node's cluster.conf) against kws: unknown keywords with a suggestion,
 // values by type, required keywords, defaults applied. It gives the same
@@ -11,7 +9,3 @@ func CheckSection(path string, sec *Section, kws []Keyword) (map[string]string, 
 	vals, _ := l.keywords(sec, kws, "["+sec.Name+"]", nil)
 	return vals, l.errs
 }
-
-// ParseDuration reads a duration keyword's value: Go syntax ("1.5s",
-// "200ms") or a bare number of seconds.
-func ParseDuration(s string) (time.Duration, error) { return parseDuration(s) }

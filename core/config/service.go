@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/vigil-ha/vigil/core/value"
 )
 
 // Service is a loaded, validated service configuration.
@@ -316,11 +318,11 @@ func (l *loader) resource(sec *Section, prefix string) {
 	}
 	// Values were checked against their types above; a failed parse here
 	// only happens for a value already reported.
-	r.Monitor, _ = parseBool(vals["monitor"])
-	r.Optional, _ = parseBool(vals["optional"])
-	r.Disable, _ = parseBool(vals["disable"])
-	r.Standby, _ = parseBool(vals["standby"])
-	r.RestartDelay, _ = parseDuration(vals["restart_delay"])
+	r.Monitor, _ = value.ParseBool(vals["monitor"])
+	r.Optional, _ = value.ParseBool(vals["optional"])
+	r.Disable, _ = value.ParseBool(vals["disable"])
+	r.Standby, _ = value.ParseBool(vals["standby"])
+	r.RestartDelay, _ = value.ParseDuration(vals["restart_delay"])
 	r.Restart, _ = parseInt(vals["restart"])
 	if e := seen["restart"]; e != nil && r.Restart < 0 {
 		l.fail(e.Line, sec.Name, e.Key, ErrInvalidValue, "%d: cannot be negative", r.Restart)
@@ -367,7 +369,7 @@ func (l *loader) subset(sec *Section, spec string) {
 		return
 	}
 	vals, _ := l.keywords(sec, l.schema.Subset, "subset sections", nil)
-	parallel, _ := parseBool(vals["parallel"])
+	parallel, _ := value.ParseBool(vals["parallel"])
 	l.svc.Subsets[key] = &Subset{Type: typ, Name: name, Parallel: parallel, Line: sec.Line}
 }
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-ha/vigil/core/value"
+
 	"github.com/vigil-ha/vigil/core/action"
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/cluster"
@@ -336,7 +338,7 @@ func hasMonitored(c *config.Service) bool {
 }
 
 func duration(s string, def time.Duration) time.Duration {
-	if d, err := config.ParseDuration(s); err == nil && d > 0 {
+	if d, err := value.ParseDuration(s); err == nil && d > 0 {
 		return d
 	}
 	return def

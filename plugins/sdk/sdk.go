@@ -15,10 +15,10 @@ package sdk
 import (
 	"context"
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-ha/vigil/core/value"
 )
 
 // ProtocolVersion is the resource-driver protocol this SDK speaks. Core
@@ -173,62 +173,14 @@ type ResourceDriver interface {
 	Status(ctx context.Context, r Resource) ResourceStatus
 }
 
-// ParseBool reads the boolean spellings configs use.
-func ParseBool(s string) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "true", "yes", "on", "1", "y", "t":
-		return true, nil
-	case "false", "no", "off", "0", "n", "f", "":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not a boolean (use true or false)", s)
-}
+// ParseBool reads the boolean spellings configs use ("true", "yes", "on",
+// "1", ...); empty is false. Core reads values with the same function.
+func ParseBool(s string) (bool, error) { return value.ParseBool(s) }
 
 // ParseDuration reads a duration: Go syntax ("1.5s", "200ms") or a bare
-// number of seconds ("10").
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, nil
-	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 {
-			return 0, fmt.Errorf("%q: a duration cannot be negative", s)
-		}
-		return time.Duration(f * float64(time.Second)), nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration (e.g. 10s, 500ms)", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("%q: a duration cannot be negative", s)
-	}
-	return d, nil
-}
-
-// sizeUnits are binary whatever the spelling.
-var sizeUnits = map[string]float64{
-	"": 1, "b": 1,
-	"k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
-	"m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
-	"g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
-	"t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
-}
+// number of seconds ("10"); empty is 0.
+func ParseDuration(s string) (time.Duration, error) { return value.ParseDuration(s) }
 
 // ParseSize reads a size in bytes: "4096", "1M", "1MiB" (units are binary
-// whatever the spelling, as core reads size keywords).
-func ParseSize(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
-	num, unit := t, ""
-	if i >= 0 {
-		num, unit = t[:i], strings.TrimSpace(t[i:])
-	}
-	mult, ok := sizeUnits[unit]
-	f, err := strconv.ParseFloat(num, 64)
-	if !ok || err != nil || num == "" || f*mult > math.MaxInt64 {
-		return 0, fmt.Errorf("%q is not a size (e.g. 4096, 1M, 1MiB)", s)
-	}
-	return int64(f * mult), nil
-}
+// whatever the spelling).
+func ParseSize(s string) (int64, error) { return value.ParseSize(s) }
