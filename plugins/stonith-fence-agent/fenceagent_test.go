@@ -12,7 +12,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/vigil-ha/vigil/plugins/sdk"
 	"github.com/vigil-ha/vigil/plugins/stonith-ipmi/ipmisim"
 )
 
@@ -122,19 +121,7 @@ func TestFence_IPMILanUnreachableFailsWithinTimeout(t *testing.T) {
 func TestPowerStatus_IPMILanReportsOnAndOff(t *testing.T) {
 	bmc, kw := ipmilan(t, true, "")
 	d, _ := newDriver(t)
-	for _, tc := range []struct {
-		on   bool
-		want string
-	}{{true, sdk.PowerOn}, {false, sdk.PowerOff}} {
-		bmc.SetPower(t, tc.on)
-		got, err := d.PowerStatus(context.Background(), "n2", kw)
-		if err != nil {
-			t.Fatalf("PowerStatus: %v", err)
-		}
-		if got != tc.want {
-			t.Errorf("PowerStatus with power on=%v = %q, want %q", tc.on, got, tc.want)
-		}
-	}
+	bmc.CheckPowerStatus(t, func(ctx context.Context) (string, error) { return d.PowerStatus(ctx, "n2", kw) })
 }
 
 // modelAgent writes fence_model, a stand-in agent: it records its argument

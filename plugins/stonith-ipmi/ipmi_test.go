@@ -154,19 +154,7 @@ func TestPowerStatus_ReportsOnAndOff(t *testing.T) {
 	bmc := ipmisim.Start(t, ipmisim.Options{PowerOn: true})
 	d, _ := newDriver(t)
 	kw := bmc.Keywords(ipmisim.PasswordFile(t, bmc.Password))
-	for _, tc := range []struct {
-		on   bool
-		want string
-	}{{true, sdk.PowerOn}, {false, sdk.PowerOff}} {
-		bmc.SetPower(t, tc.on)
-		got, err := d.PowerStatus(context.Background(), "n2", kw)
-		if err != nil {
-			t.Fatalf("PowerStatus: %v", err)
-		}
-		if got != tc.want {
-			t.Errorf("PowerStatus with power on=%v = %q, want %q", tc.on, got, tc.want)
-		}
-	}
+	bmc.CheckPowerStatus(t, func(ctx context.Context) (string, error) { return d.PowerStatus(ctx, "n2", kw) })
 }
 
 func TestPowerStatus_WrongPasswordIsUnknown(t *testing.T) {

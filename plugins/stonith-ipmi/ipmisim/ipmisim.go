@@ -6,6 +6,8 @@ package ipmisim
 
 import (
 	"bytes"
+	"context"
+
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-ha/vigil/plugins/sdk"
 )
 
 // Options configures a simulated BMC. Zero values take the defaults.
@@ -186,6 +190,25 @@ func (b *BMC) SetPower(t testing.TB, on bool) {
 		v = "1"
 	}
 	write(t, b.powerFile, v+"\n", 0o644)
+}
+
+// CheckPowerStatus sets the power on, then off, and checks each time that
+// status (a fencing driver's PowerStatus against this BMC) reads it.
+func (b *BMC) CheckPowerStatus(t testing.TB, status func(context.Context) (string, error)) {
+	t.Helper()
+	for _, tc := range []struct {
+		on   bool
+		want string
+	}{{true, sdk.PowerOn}, {false, sdk.PowerOff}} {
+		b.SetPower(t, tc.on)
+		got, err := status(context.Background())
+		if err != nil {
+			t.Fatalf("PowerStatus: %v", err)
+		}
+		if got != tc.want {
+			t.Errorf("PowerStatus with power on=%v = %q, want %q", tc.on, got, tc.want)
+		}
+	}
 }
 
 // Stick makes the BMC accept power commands without acting on them.
