@@ -278,7 +278,8 @@ func superviseVigild(l *Lab, node string) error {
 			return 0
 		}
 		defer logf.Close()
-		cmd := exec.Command(vigild)
+		// At vigild.service's Nice=-10, as a node would run it.
+		cmd := exec.Command("nice", "-n", "-10", vigild)
 		cmd.Dir = "/"
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.Env = append(os.Environ(), "PATH="+l.BinDir+":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The private daemon of a service lives in <RunDir>/docker. Everything
@@ -274,7 +276,8 @@ func (d *Driver) spawnDaemon(p daemonPaths, args []string) (pid int, exited <-ch
 	defer logf.Close()
 	fmt.Fprintf(logf, "--- %s vigil: starting %s %s\n", time.Now().Format(time.RFC3339), bin, strings.Join(args, " "))
 
-	cmd := exec.Command(bin, args...)
+	argv := atNormalPriority(ownNiceness(), append([]string{bin}, args...))
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf // an *os.File is handed over as is: no pipe to break when the plugin dies
 	cmd.Env = daemonEnv(os.Environ())
@@ -287,6 +290,27 @@ func (d *Driver) spawnDaemon(p daemonPaths, args []string) (pid int, exited <-ch
 	go func() { ch <- cmd.Wait() }()
 	d.spawned.Add(1)
 	return cmd.Process.Pid, ch, nil
+}
+
+// atNormalPriority runs argv at niceness 0 when this plugin runs at
+// another (vigild runs ahead of the services it manages, Nice=-10 in its
+// unit, and its plugins inherit that): a service's docker daemon, its
+// containers with it, must not. nice(1) execs argv in the same process, so
+// no child of dockerd ever sees the plugin's priority.
+func atNormalPriority(niceness int, argv []string) []string {
+	if niceness == 0 {
+		return argv
+	}
+	return append([]string{"nice", "-n", strconv.Itoa(-niceness)}, argv...)
+}
+
+// ownNiceness is this process's nice value (0 when it cannot be read).
+func ownNiceness() int {
+	p, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
+	if err != nil {
+		return 0
+	}
+	return 20 - p // the raw syscall answers 20 - nice
 }
 
 // daemonEnv drops what would make dockerd talk to vigild's service
