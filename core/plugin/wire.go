@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -75,7 +76,21 @@ func (d *driver) Status(ctx context.Context, r Request) StatusResult {
 	if err != nil {
 		return StatusResult{Status: status.Undef, Log: []string{d.inst.callError("status "+r.RID, err).Error()}}
 	}
-	return StatusResult{Status: status.Status(resp.GetStatus()), Log: resp.GetLog(), Label: resp.GetLabel()}
+	return d.statusFromProto(r.RID, resp)
+}
+
+// statusFromProto converts a status answer. The wire enum is open: a value
+// core does not know (a newer SDK, a plugin's bug) becomes undef here, with
+// the reason, so nothing above this boundary ever holds one.
+func (d *driver) statusFromProto(rid string, resp *proto.StatusResponse) StatusResult {
+	st, log := status.Status(resp.GetStatus()), resp.GetLog()
+	if !st.Valid() {
+		reason := fmt.Sprintf("plugin returned unknown status %d", int32(resp.GetStatus()))
+		d.inst.host.log.Warn("plugin returned an unknown status; reading it as undef",
+			"plugin", pluginName(d.inst.binary), "rid", rid, "status", int32(resp.GetStatus()))
+		st, log = status.Undef, append([]string{reason}, log...)
+	}
+	return StatusResult{Status: st, Log: log, Label: resp.GetLabel()}
 }
 
 // withDefaultTimeout applies d unless ctx already ends sooner.

@@ -73,19 +73,26 @@ func Parse(text string) (Status, error) {
 	return Undef, fmt.Errorf("unknown status %q: want one of undef, up, down, warn, n/a, stdby up, stdby down", text)
 }
 
-// MarshalText encodes s as its name, so statuses read well as JSON values and map keys.
+// MarshalText encodes s as its name, so statuses read well as JSON values
+// and map keys. It never fails: a value outside the enum (a plugin's bug, a
+// newer peer) encodes as "undef", because one value that cannot be written
+// would stop the node's whole dataset from being published, and peers
+// would find the node lost and fence it.
 func (s Status) MarshalText() ([]byte, error) {
 	if !s.Valid() {
-		return nil, fmt.Errorf("marshal status: invalid value %d", int(s))
+		return []byte(names[Undef]), nil
 	}
 	return []byte(names[s]), nil
 }
 
-// UnmarshalText decodes a name written by MarshalText.
+// UnmarshalText decodes a name written by MarshalText. An unknown name (a
+// newer peer's value) reads as Undef rather than failing the document it
+// sits in: a peer's dataset must not be dropped whole for one value. Parse
+// is the strict reading, for input a person typed.
 func (s *Status) UnmarshalText(b []byte) error {
 	v, err := Parse(string(b))
 	if err != nil {
-		return err
+		v = Undef
 	}
 	*s = v
 	return nil

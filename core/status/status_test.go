@@ -74,8 +74,8 @@ func TestJSON_EncodesAsName(t *testing.T) {
 	}
 }
 
-func TestJSON_RejectsBadInput(t *testing.T) {
-	for _, in := range []string{`"bogus"`, `1`, `""`} {
+func TestJSON_RejectsNonString(t *testing.T) {
+	for _, in := range []string{`1`, `{}`, `[]`} {
 		var s Status
 		if err := json.Unmarshal([]byte(in), &s); err == nil {
 			t.Errorf("Unmarshal(%s): want error", in)
@@ -85,8 +85,49 @@ func TestJSON_RejectsBadInput(t *testing.T) {
 	if err := json.Unmarshal([]byte(`null`), &s); err != nil || s != Up {
 		t.Errorf("Unmarshal(null) = %s, %v; want unchanged", s, err)
 	}
-	if _, err := json.Marshal(Status(9)); err == nil {
-		t.Error("Marshal(Status(9)): want error")
+}
+
+// An open enum must not fail a whole dataset: a value from a newer peer, or
+// one a plugin got wrong, reads (and writes) as undef.
+func TestText_UnknownValuesAreUndef(t *testing.T) {
+	for _, s := range []Status{Status(9), Status(-1), Status(1 << 20)} {
+		t.Run("marshal "+s.String(), func(t *testing.T) {
+			b, err := s.MarshalText()
+			if err != nil || string(b) != "undef" {
+				t.Fatalf("MarshalText = %q, %v; want undef", b, err)
+			}
+			j, err := json.Marshal(s)
+			if err != nil || string(j) != `"undef"` {
+				t.Fatalf("json.Marshal = %s, %v; want \"undef\"", j, err)
+			}
+		})
+	}
+	for _, word := range []string{"bogus", "", "UP", "stdby frozen"} {
+		t.Run("unmarshal "+word, func(t *testing.T) {
+			s := Up
+			if err := s.UnmarshalText([]byte(word)); err != nil || s != Undef {
+				t.Fatalf("UnmarshalText(%q) = %s, %v; want undef", word, s, err)
+			}
+		})
+	}
+}
+
+func TestJSON_PeerDatasetWithUnknownValueDecodesWhole(t *testing.T) {
+	in := `{"name":"web","overall":"up","avail":"degraded","groups":{"ip":"up","app":"frozen"},` +
+		`"resources":[{"rid":"ip#1","group":"ip","status":"up"},{"rid":"app#1","group":"app","status":"paused"}]}`
+	var svc Service
+	if err := json.Unmarshal([]byte(in), &svc); err != nil {
+		t.Fatalf("one unknown value dropped the whole dataset: %v", err)
+	}
+	if svc.Overall != Up || svc.Avail != Undef || svc.Groups["ip"] != Up || svc.Groups["app"] != Undef {
+		t.Errorf("decoded %+v", svc)
+	}
+	if len(svc.Resources) != 2 || svc.Resources[0].Status != Up || svc.Resources[1].Status != Undef {
+		t.Errorf("resources %+v", svc.Resources)
+	}
+	svc.Resources[1].Status = Status(77)
+	if _, err := json.Marshal(svc); err != nil {
+		t.Errorf("a service holding an unknown value does not marshal: %v", err)
 	}
 }
 
