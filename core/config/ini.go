@@ -50,9 +50,13 @@ type Entry struct {
 // first non-blank character is '#' or ';' is a comment, a line indented
 // deeper than the key line above it continues that key's value, and a
 // blank or comment line ends a value. Keys are case-insensitive; section
-// names are not. A duplicate section or key is an error. On error the
-// result is nil and the error is Errors, listing every problem.
+// names are not. A duplicate section or key is an error, and so is a file
+// over MaxFileSize (ErrTooLarge). On error the result is nil and the
+// error is Errors, listing every problem.
 func ParseINI(path string, data []byte) (*File, error) {
+	if err := checkSize(path, int64(len(data))); err != nil {
+		return nil, err
+	}
 	f, errs := parseINI(path, data)
 	if len(errs) > 0 {
 		return nil, errs.err()
@@ -62,7 +66,8 @@ func ParseINI(path string, data []byte) (*File, error) {
 
 // parseINI returns what it could read along with the problems, so that
 // Parse can go on checking the rest of the file and report everything at
-// once. Sections and keys in error are left out of the file.
+// once. Sections and keys in error are left out of the file. It takes
+// time linear in len(data); callers check the size first (checkSize).
 func parseINI(path string, data []byte) (*File, Errors) {
 	f := &File{Path: path}
 	var errs Errors
@@ -83,31 +88,37 @@ func parseINI(path string, data []byte) (*File, Errors) {
 		keys      map[string]*Entry // sec's entries by key
 		cur       *Entry            // entry that an indented line would continue
 		curIndent int
+		curParts  []string // cur's value lines, joined when cur ends
 		pending   []string // blank and comment lines not yet attached
 		seen      = map[string]*Section{}
 	)
+	// Appending each continuation line to cur.Value would copy the value
+	// so far on every line: quadratic in the value's length (a 1 MiB
+	// value took seconds). The lines are collected and joined once.
+	endValue := func() {
+		if cur != nil {
+			cur.Value = strings.Join(curParts, "\n")
+		}
+		cur, curParts = nil, nil
+	}
 	for i, line := range lines {
 		n := i + 1
 		text := strings.TrimSuffix(line, "\r")
 		trimmed := strings.TrimSpace(text)
 		if trimmed == "" || trimmed[0] == '#' || trimmed[0] == ';' {
 			pending = append(pending, line)
-			cur = nil
+			endValue()
 			continue
 		}
 		indentStr := text[:len(text)-len(strings.TrimLeft(text, " \t"))]
 		indent := len(indentStr)
 
 		if cur != nil && indent > curIndent {
-			if cur.Value == "" {
-				cur.Value = trimmed
-			} else {
-				cur.Value += "\n" + trimmed
-			}
+			curParts = append(curParts, trimmed)
 			cur.raw = append(cur.raw, line)
 			continue
 		}
-		cur = nil
+		endValue()
 
 		if trimmed[0] == '[' {
 			next := &Section{Line: n, pre: pending, header: line}
@@ -154,6 +165,9 @@ func parseINI(path string, data []byte) (*File, Errors) {
 		e := &Entry{Key: key, Value: value, Line: n, pre: pending, raw: []string{line}, indent: indentStr}
 		pending = nil
 		cur, curIndent = e, indent
+		if value != "" {
+			curParts = append(curParts, value)
+		}
 		if first := keys[key]; first != nil {
 			errs = append(errs, &Error{File: path, Line: n, Section: secName, Keyword: key,
 				Msg: fmt.Sprintf("duplicate keyword, first set on line %d; keep one", first.Line),
@@ -163,6 +177,7 @@ func parseINI(path string, data []byte) (*File, Errors) {
 		keys[key] = e
 		sec.Entries = append(sec.Entries, e)
 	}
+	endValue()
 	f.tail = pending
 	return f, errs
 }

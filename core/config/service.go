@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -82,8 +81,11 @@ func (s *Service) Resource(rid string) *Resource {
 
 // Load reads and parses the service file at path (see Parse).
 func Load(path string, s *Schema) (*Service, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("read service config: %w", err)
 	}
 	return Parse(path, data, s)
@@ -102,10 +104,13 @@ func Load(path string, s *Schema) (*Service, error) {
 // [ip#2] type = cni → ip.cni since ip declares no `type`) and is not
 // passed on as a keyword. A subset section names a type or a bare
 // group and covers the resources of that type or group whose `subset`
-// keyword is its name.
+// keyword is its name. A file over MaxFileSize is refused (ErrTooLarge).
 func Parse(path string, data []byte, s *Schema) (*Service, error) {
 	if s == nil {
 		return nil, errors.New("config: Parse needs a schema; start from CoreSchema()")
+	}
+	if err := checkSize(path, int64(len(data))); err != nil {
+		return nil, err
 	}
 	l := &loader{path: path, schema: s}
 	name := l.serviceName()
