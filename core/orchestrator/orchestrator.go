@@ -12,11 +12,17 @@
 // live peer reports up, starting, ready or stopping; a service up on two
 // nodes is warn and nothing is done about it automatically; before taking
 // over from a lost peer that ran it, fence that peer and require the
-// confirmation; no automatic failback; no orchestration without quorum.
+// confirmation; a peer never heard since this daemon started may run
+// anything, so a service whose nodes include it waits until it is heard or
+// fenced (startup fencing); an instance whose status cannot be read may be
+// running; in a two-node split the side running the services wins the
+// fence race (FenceDelay); no automatic failback; no orchestration without
+// quorum.
 package orchestrator
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -63,6 +69,10 @@ type Node struct {
 	Fenced bool
 	// Stonith: a fencing method is configured for the node.
 	Stonith bool
+	// FenceDelay is the node's static fence delay (its stonith section's
+	// fence_delay): how long a fence of this node waits, so that an
+	// operator can make one side of a split win.
+	FenceDelay time.Duration
 }
 
 // Instance is a service on one node, as that node last reported it.
@@ -74,25 +84,58 @@ type Instance struct {
 	// Unknown: its node has not evaluated it yet (a daemon just started):
 	// it may well run, so nobody may start it elsewhere meanwhile.
 	Unknown bool
+	// Unreadable: a non-optional resource's status could not be read (a
+	// plugin missing or crashed, a handshake mismatch): what cannot be
+	// read may be running, whatever the state and the merged avail say.
+	Unreadable bool
 }
 
-// active reports whether the instance runs or is on its way up or down:
-// nobody else may start the service then.
-func (i Instance) active() bool {
+// active reports whether the instance runs, may run, or is on its way up
+// or down: nobody else may start the service then.
+func (i Instance) active() bool { return i.activeWith(Disabled{}) }
+
+func (i Instance) activeWith(off Disabled) bool {
 	if i.Unknown {
+		return true
+	}
+	if !off.UndefIsActive && (i.Unreadable || i.Avail == status.Undef) {
 		return true
 	}
 	switch i.State {
 	case Ready, Starting, Stopping:
 		return true
 	case Started, StopFailed:
-		// A status that could not be read (a plugin down) proves
-		// nothing: the instance may still run.
 		if i.Avail == status.Undef {
 			return true
 		}
 	}
 	return i.Avail == status.Up || i.Avail == status.Warn
+}
+
+// partial reports whether the instance is partly up (some resources up,
+// others down) while nobody runs an action on it and no start is meant to
+// finish it: left alone it would block the service everywhere for good.
+func (i Instance) partial() bool {
+	if i.Unknown || i.Unreadable || i.Avail != status.Warn {
+		return false
+	}
+	switch i.State {
+	case Idle, Stopped, StartFailed, Failed:
+		return true
+	}
+	return false
+}
+
+// Disabled switches safety guards off. Only the simulation sets it, to
+// show that each guard is needed (a violation is found without it); the
+// daemon never does.
+type Disabled struct {
+	// FenceConfirmation: take over from a lost owner without its fence.
+	FenceConfirmation bool
+	// UnheardPeer: treat a peer never heard since start as idle.
+	UnheardPeer bool
+	// UndefIsActive: treat an unreadable instance by its merged avail.
+	UndefIsActive bool
 }
 
 // Expectation is the operator's cluster-wide wish for a service.
@@ -134,7 +177,20 @@ type View struct {
 	// ReadyWindow is how long a claim waits before the start, so that a
 	// peer with another view can still be seen claiming.
 	ReadyWindow time.Duration
-	Services    []Service
+	// PriorityFenceDelay is added to a fence of a node that runs more
+	// services than this one (or as many, and comes first in the
+	// cluster's order): in a split where both sides can fence, the side
+	// running the services fences first and wins.
+	PriorityFenceDelay time.Duration
+	// Order is the cluster's node order (cluster.conf's nodes).
+	Order []string
+	// Resumed: this daemon went unheard for longer than the heartbeat
+	// timeout (frozen, stalled) and has heard the cluster again since: it
+	// stops what a peer took over meanwhile.
+	Resumed  bool
+	Services []Service
+	// Off switches guards off (the simulation only).
+	Off Disabled
 }
 
 // Kind says what an action does.
@@ -161,7 +217,10 @@ type Action struct {
 	Kind    Kind
 	Service string
 	Node    string // Fence: the node to fence
-	Reason  string
+	// Delay (Fence) is how long to wait before the power-off, unless the
+	// target's BMC already reports it off; see View.PriorityFenceDelay.
+	Delay  time.Duration
+	Reason string
 }
 
 func (a Action) String() string {
@@ -172,7 +231,8 @@ func (a Action) String() string {
 	return s + ": " + a.Reason
 }
 
-// Decide returns what the local node must do now, service by service.
+// Decide returns what the local node must do now, service by service,
+// then the fences of lost peers that threaten what runs here.
 func Decide(v View) []Action {
 	var out []Action
 	local, ok := v.Nodes[v.Local]
@@ -185,7 +245,101 @@ func Decide(v View) []Action {
 	for _, s := range v.Services {
 		out = append(out, decideService(v, local, s)...)
 	}
-	return out
+	return append(out, defensiveFences(v, local, out)...)
+}
+
+// survey is what the other nodes' reports say of one service.
+type survey struct {
+	// up: nodes (local included) that report it up or warn.
+	up []string
+	// busy: nodes (local included) whose instance is active, or that
+	// report it and cannot be judged.
+	busy []string
+	// owners: lost peers whose last report had it active.
+	owners []string
+	// unheard: nodes of the service never heard since this daemon
+	// started: they may run it.
+	unheard []string
+}
+
+func surveyOf(v View, s Service) survey {
+	var sv survey
+	for _, n := range sortedKeys(s.Instances) {
+		inst := s.Instances[n]
+		if n != v.Local {
+			node, known := v.Nodes[n]
+			if known && node.State == NodeLost {
+				if inst.activeWith(v.Off) {
+					sv.owners = append(sv.owners, n)
+				}
+				continue // fenced before a takeover
+			}
+			if (!known || node.State == NodeUnknown) && inst.activeWith(v.Off) {
+				// A report from a node we cannot judge: wait, never
+				// start beside it.
+				sv.busy = append(sv.busy, n)
+				continue
+			}
+		}
+		if inst.Avail == status.Up || inst.Avail == status.Warn {
+			sv.up = append(sv.up, n)
+		}
+		if inst.activeWith(v.Off) {
+			sv.busy = append(sv.busy, n)
+		}
+	}
+	if !v.Off.UnheardPeer {
+		for _, n := range s.Nodes {
+			if node, ok := v.Nodes[n]; ok && n != v.Local && node.State == NodeUnknown && !node.Fenced {
+				sv.unheard = append(sv.unheard, n)
+			}
+		}
+	}
+	return sv
+}
+
+// others is busy without the local node.
+func (sv survey) others(local string) []string {
+	return slices.DeleteFunc(slices.Clone(sv.busy), func(n string) bool { return n == local })
+}
+
+// mustFence reports whether a takeover needs node n fenced first: the
+// service and the node have fencing, and no confirmation is in.
+func mustFence(v View, s Service, n string) bool {
+	node := v.Nodes[n]
+	return s.Stonith && node.Stonith && !node.Fenced && !v.Off.FenceConfirmation
+}
+
+// Admit says whether the local node may start service s now, by the same
+// rules the orchestrator starts by: an operator's start checks no less.
+// It returns nil when it may, else why not (and what to do).
+func Admit(v View, s Service) error {
+	local, ok := v.Nodes[v.Local]
+	switch {
+	case !ok:
+		return fmt.Errorf("node %s is not in the cluster view", v.Local)
+	case local.State != NodeReady:
+		return fmt.Errorf("node %s is %s: it starts nothing until it has heard the cluster; try again when it is ready", v.Local, local.State)
+	case !v.Quorum:
+		return fmt.Errorf("this side of the cluster has no quorum: it starts nothing")
+	}
+	sv := surveyOf(v, s)
+	if others := sv.others(v.Local); len(others) > 0 {
+		inst := s.Instances[others[0]]
+		return fmt.Errorf("service %s is %s/%s on %s: refusing to start it here too (use switch --to %s)",
+			s.Name, inst.State, inst.Avail, others[0], v.Local)
+	}
+	for _, o := range sv.owners {
+		if mustFence(v, s, o) {
+			return fmt.Errorf("service %s was running on %s when %s was lost, and %s is not fenced yet: refusing to start it here", s.Name, o, o, o)
+		}
+	}
+	for _, u := range sv.unheard {
+		if mustFence(v, s, u) || !s.Stonith || !v.Nodes[u].Stonith {
+			return fmt.Errorf("node %s has not been heard since this daemon started and may run %s: refusing to start it until %s is heard or fenced", u, s.Name, u)
+		}
+	}
+	return nil
 }
 
 func decideService(v View, local Node, s Service) []Action {
@@ -199,31 +353,19 @@ func decideService(v View, local Node, s Service) []Action {
 	if mine.Unknown {
 		return nil // not evaluated here yet: nothing to decide on
 	}
-	// Live nodes that report the service up (any of them, listed or not).
-	var up, busy []string
-	for _, n := range sortedKeys(s.Instances) {
-		inst := s.Instances[n]
-		if n != v.Local {
-			node, known := v.Nodes[n]
-			if known && node.State == NodeLost {
-				continue // judged below: fenced before a takeover
+	sv := surveyOf(v, s)
+	others := sv.others(v.Local)
+	// Back from a freeze: a peer took the service over while this node was
+	// unheard; this node's instance is the stale one.
+	if v.Resumed && mine.activeWith(v.Off) && mine.State != Stopping && s.Expect != ExpectFrozen && !local.Frozen {
+		for _, n := range others {
+			if st := s.Instances[n].State; st == Started || st == Starting {
+				return act(Stop, "", "%s took it over while this node was unheard", n)
 			}
-			if (!known || node.State == NodeUnknown) && inst.active() {
-				// A report from a node we cannot judge: wait, never
-				// start beside it.
-				busy = append(busy, n)
-				continue
-			}
-		}
-		if inst.Avail == status.Up || inst.Avail == status.Warn {
-			up = append(up, n)
-		}
-		if inst.active() {
-			busy = append(busy, n)
 		}
 	}
-	if len(up) > 1 {
-		return act(Warn, "", "up on %s: a service must run on one node only; stop it where it must not run", strings.Join(up, ", "))
+	if len(sv.up) > 1 {
+		return act(Warn, "", "up on %s: a service must run on one node only; stop it where it must not run", strings.Join(sv.up, ", "))
 	}
 	switch s.Expect {
 	case ExpectFrozen:
@@ -240,6 +382,11 @@ func decideService(v View, local Node, s Service) []Action {
 		}
 		return nil
 	}
+	// A partial instance nobody starts or runs: stop it, so that the
+	// service converges (it is then placed as any down service).
+	if mine.partial() {
+		return act(Stop, "", "partly up (%s) and nobody runs it: stopping what is left", mine.State)
+	}
 	// An operator's move: the owner stops when the target is another node.
 	if s.Target != "" && s.Target != v.Local && mine.active() && mine.State != Stopping && mine.State != Ready {
 		// Only for a target that can take it: never stop for nothing.
@@ -247,22 +394,15 @@ func decideService(v View, local Node, s Service) []Action {
 			return act(Stop, "", "moving to %s", s.Target)
 		}
 	}
-	others := slices.DeleteFunc(slices.Clone(busy), func(n string) bool { return n == v.Local })
 	if mine.State == Ready && len(others) > 0 {
 		return act(Release, "", "%s has it (%s)", others[0], s.Instances[others[0]].State)
 	}
-	if len(busy) > 0 && !(len(busy) == 1 && busy[0] == v.Local && mine.State == Ready) {
+	if len(sv.busy) > 0 && !(len(sv.busy) == 1 && sv.busy[0] == v.Local && mine.State == Ready) {
 		return nil // it runs, or is on its way up or down, somewhere live
 	}
 	// Lost nodes whose last report had it running: a takeover needs them
 	// fenced first. With orchestrate = start there is no failover.
-	var owners []string
-	for _, n := range sortedKeys(s.Instances) {
-		if n != v.Local && v.Nodes[n].State == NodeLost && s.Instances[n].active() {
-			owners = append(owners, n)
-		}
-	}
-	if len(owners) > 0 && s.Orchestrate != "ha" {
+	if len(sv.owners) > 0 && s.Orchestrate != "ha" {
 		return nil
 	}
 	leader := leaderOf(v, s)
@@ -272,19 +412,29 @@ func decideService(v View, local Node, s Service) []Action {
 		}
 		return nil
 	}
-	for _, o := range owners {
-		n := v.Nodes[o]
-		if !s.Stonith || !n.Stonith {
+	for _, o := range sv.owners {
+		if !s.Stonith || !v.Nodes[o].Stonith {
 			continue // nothing to fence with: the takeover goes on, with a warning from the daemon
 		}
-		if !n.Fenced {
-			return act(Fence, o, "%s was running it when it was lost: fence before taking over", o)
+		if mustFence(v, s, o) {
+			return fence(v, s.Name, o, "%s was running it when it was lost: fence before taking over", o)
 		}
+	}
+	// A node never heard may run it: fence it first (startup fencing), or
+	// wait for it when it cannot be fenced.
+	for _, u := range sv.unheard {
+		if !s.Stonith || !v.Nodes[u].Stonith {
+			if mine.State == Ready {
+				return act(Release, "", "%s was never heard and cannot be fenced: waiting for it", u)
+			}
+			return nil
+		}
+		return fence(v, s.Name, u, "%s has not been heard since this daemon started and may run it: fence before starting (startup fencing)", u)
 	}
 	if mine.State != Ready {
 		reason := "placement leader"
-		if len(owners) > 0 {
-			reason = "taking over from lost " + strings.Join(owners, ", ")
+		if len(sv.owners) > 0 {
+			reason = "taking over from lost " + strings.Join(sv.owners, ", ")
 		}
 		claim := act(Claim, "", "%s", reason)
 		if othersMayClaim(v) {
@@ -297,6 +447,66 @@ func decideService(v View, local Node, s Service) []Action {
 		return nil // a peer may still claim it
 	}
 	return act(Start, "", "claimed %s ago and nobody else has it", v.Now.Sub(mine.Since).Round(time.Millisecond))
+}
+
+// fence is a Fence action of node n with its delay.
+func fence(v View, svc, n, format string, args ...any) []Action {
+	return []Action{{Kind: Fence, Service: svc, Node: n, Delay: FenceDelay(v, n), Reason: fmt.Sprintf(format, args...)}}
+}
+
+// FenceDelay is how long the local node waits before fencing node n: n's
+// static fence_delay, plus the priority delay when n runs more services
+// than the local node, or as many and comes first in the cluster's order.
+// In a two-node split where both sides can fence, the side running the
+// services (or the first node, on a tie) fences first and wins; a target
+// its BMC already reports off is confirmed at once whatever the delay.
+func FenceDelay(v View, n string) time.Duration {
+	d := v.Nodes[n].FenceDelay
+	mine, theirs := priority(v, v.Local), priority(v, n)
+	if theirs > mine || (theirs == mine && slices.Index(v.Order, n) >= 0 && slices.Index(v.Order, n) < slices.Index(v.Order, v.Local)) {
+		d += v.PriorityFenceDelay
+	}
+	return d
+}
+
+// priority is how many services node n runs (or may run) by its last
+// report.
+func priority(v View, n string) int {
+	p := 0
+	for _, s := range v.Services {
+		if inst, ok := s.Instances[n]; ok && inst.active() {
+			p++
+		}
+	}
+	return p
+}
+
+// defensiveFences fences lost peers that could take over what runs here:
+// in a split where both sides can fence, a peer that sees this node lost
+// fences it (after its delay) unless this node fences it first. A peer
+// already asked for by a service's action is not asked again.
+func defensiveFences(v View, local Node, done []Action) []Action {
+	if local.Frozen {
+		return nil
+	}
+	var out []Action
+	for _, n := range slices.Sorted(maps.Keys(v.Nodes)) {
+		node := v.Nodes[n]
+		if n == v.Local || node.State != NodeLost || !node.Stonith || node.Fenced {
+			continue
+		}
+		if slices.ContainsFunc(done, func(a Action) bool { return a.Kind == Fence && a.Node == n }) {
+			continue
+		}
+		for _, s := range v.Services {
+			mine := s.Instances[v.Local]
+			if s.Orchestrate == "ha" && s.Stonith && s.Expect != ExpectFrozen && mine.active() && slices.Contains(s.Nodes, n) {
+				out = append(out, fence(v, s.Name, n, "%s is lost and could take over %s, which runs here: fence it first", n, s.Name)...)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // leaderOf is the first candidate in the service's nodes order (or its

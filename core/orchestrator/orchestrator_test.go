@@ -173,7 +173,8 @@ func TestDecide_StartUp(t *testing.T) {
 		{name: "second node leads when the first node is frozen", view: base(local("n2"), frozenNode("n1")), want: []string{"claim"}},
 		{name: "second node leads when the first node is joining", view: base(local("n2"), nodeState("n1", NodeJoining)), want: []string{"claim"}},
 		{name: "second node leads when the first node is lost", view: base(local("n2"), nodeState("n1", NodeLost)), want: []string{"claim"}},
-		{name: "second node leads when the first node is unknown", view: base(local("n2"), nodeState("n1", NodeUnknown)), want: []string{"claim"}},
+		{name: "second node fences the first when it was never heard (startup fencing)", view: base(local("n2"), nodeState("n1", NodeUnknown)), want: []string{"fence n1"}},
+		{name: "second node leads once the never-heard first node is fenced", view: base(local("n2"), nodeState("n1", NodeUnknown), fenced("n1")), want: []string{"claim"}},
 		{name: "second node leads when the first node is missing from the view", view: base(local("n2"), dropNode("n1")), want: []string{"claim"}},
 		{name: "second node leads when the first node's instance start failed", view: base(local("n2"), inst("n1", StartFailed, status.Down)), want: []string{"claim"}},
 		{name: "second node leads when the first node's instance failed", view: base(local("n2"), inst("n1", Failed, status.Down)), want: []string{"claim"}},
@@ -249,7 +250,7 @@ func TestDecide_UpOnTwoNodes(t *testing.T) {
 		{name: "warns rather than stopping on the operator's stop", view: base(expect(ExpectStopped), running("n1"), running("n2")), want: []string{"warn"}},
 		{name: "warns rather than stopping for a move to another node", view: base(target("n3"), running("n1"), running("n2")), want: []string{"warn"}},
 		{name: "warns rather than starting a claim past its window", view: base(local("n3"), claimed("n3", time.Hour), running("n1"), running("n2")), want: []string{"warn"}},
-		{name: "does not warn when the second up report comes from a lost node", view: base(running("n1"), nodeState("n2", NodeLost), running("n2"))},
+		{name: "does not warn when the second up report comes from a lost node (fences it instead)", view: base(running("n1"), nodeState("n2", NodeLost), running("n2")), want: []string{"fence n2"}},
 		{name: "does not warn for up on one node and starting on another", view: base(running("n1"), inst("n2", Starting, status.Down))},
 	})
 }
@@ -330,7 +331,7 @@ func TestDecide_Operator(t *testing.T) {
 		{name: "switch: a non-target node never claims", view: base(local("n3"), target("n2"))},
 		{name: "switch: a non-target node releases its claim", view: base(target("n2"), claimed("n1", window)), want: []string{"release"}},
 		{name: "switch: the owner keeps it while the target is joining", view: base(target("n2"), nodeState("n2", NodeJoining), running("n1"))},
-		{name: "switch: the owner keeps it while the target is lost", view: base(target("n2"), nodeState("n2", NodeLost), running("n1"))},
+		{name: "switch: the owner keeps it while the target is lost (and fences it)", view: base(target("n2"), nodeState("n2", NodeLost), running("n1")), want: []string{"fence n2"}},
 		{name: "switch: the owner keeps it while the target is unknown", view: base(target("n2"), nodeState("n2", NodeUnknown), running("n1"))},
 		{name: "switch: the owner keeps it when the target is not a cluster node", view: base(target("n9"), running("n1"))},
 		{name: "switch: the owner keeps it while the target is frozen", view: base(target("n2"), frozenNode("n2"), running("n1"))},
@@ -428,9 +429,10 @@ func randomView(r *rand.Rand) View {
 				a = avails[r.Intn(len(avails))]
 			}
 			s.Instances[n] = Instance{
-				State: states[r.Intn(len(states))],
-				Avail: a,
-				Since: t0.Add(-time.Duration(r.Intn(int(2*window/time.Millisecond))) * time.Millisecond),
+				State:      states[r.Intn(len(states))],
+				Avail:      a,
+				Unreadable: r.Intn(10) == 0,
+				Since:      t0.Add(-time.Duration(r.Intn(int(2*window/time.Millisecond))) * time.Millisecond),
 			}
 		}
 		if r.Intn(2) == 0 {
@@ -471,7 +473,15 @@ func TestDecide_NeverStartsUnsafely(t *testing.T) {
 		last := map[string]Kind{}
 		for _, a := range got {
 			// One action per service, but for a claim followed by its
-			// start when no other node can claim.
+			// start when no other node can claim, and the fences of lost
+			// peers that threaten what runs here.
+			if a.Kind == Fence {
+				fences++
+				if st := v.Nodes[a.Node].State; st != NodeLost && st != NodeUnknown || a.Node == v.Local {
+					t.Fatalf("fence of %s, which is neither a lost nor a never-heard peer: %v\n%s", a.Node, a, describe(v))
+				}
+				continue
+			}
 			if prev, ok := last[a.Service]; ok && (prev != Claim || a.Kind != Start) {
 				t.Fatalf("more than one action for %s: %v\n%s", a.Service, got, describe(v))
 			}
@@ -483,11 +493,6 @@ func TestDecide_NeverStartsUnsafely(t *testing.T) {
 				}
 			}
 			switch a.Kind {
-			case Fence:
-				fences++
-				if v.Nodes[a.Node].State != NodeLost || a.Node == v.Local {
-					t.Fatalf("fence of %s, which is not a lost peer: %v\n%s", a.Node, a, describe(v))
-				}
 			case Start:
 				starts++
 				for n, inst := range s.Instances {
@@ -506,6 +511,17 @@ func TestDecide_NeverStartsUnsafely(t *testing.T) {
 							t.Fatalf("start of %s while lost peer %s, which had it %s/%s, is not fenced\n%s", s.Name, n, inst.State, inst.Avail, describe(v))
 						}
 					}
+					if inst.Unreadable && node.State != NodeLost {
+						t.Fatalf("start of %s while peer %s's status cannot be read\n%s", s.Name, n, describe(v))
+					}
+				}
+				for _, n := range s.Nodes {
+					if node, ok := v.Nodes[n]; ok && n != v.Local && node.State == NodeUnknown && !node.Fenced {
+						t.Fatalf("start of %s while its node %s was never heard and is not fenced\n%s", s.Name, n, describe(v))
+					}
+				}
+				if err := Admit(v, s); err != nil && !slices.ContainsFunc(got, func(c Action) bool { return c.Service == a.Service && c.Kind == Claim }) {
+					t.Fatalf("the orchestrator starts %s where an operator's start is refused (%v)\n%s", s.Name, err, describe(v))
 				}
 				if s.Orchestrate != "ha" && s.Orchestrate != "start" || s.Expect != ExpectAuto || v.Nodes[v.Local].Frozen {
 					t.Fatalf("start of %s that must be left alone\n%s", s.Name, describe(v))
