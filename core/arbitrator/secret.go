@@ -1,0 +1,58 @@
+package arbitrator
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// KeyUse is the purpose the arbitrator's key is derived for: a node
+// derives it with cluster.NodeConfig.Key(KeyUse).
+const KeyUse = "arbitrator"
+
+// Key derives the arbitrator's key from the cluster secret, exactly as
+// cluster.NodeConfig.Key(KeyUse) does (a test holds the two together):
+// the arbitrator's host has the secret but no node config.
+func Key(secret []byte, clusterName string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("vigil/" + clusterName + "/" + KeyUse))
+	return m.Sum(nil)
+}
+
+// ParseSecret reads a secret as cluster.conf holds it: hex, at least 16
+// bytes, surrounding blanks ignored.
+func ParseSecret(b []byte) ([]byte, error) {
+	s, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(s) < 16 {
+		return nil, fmt.Errorf("give at least 16 bytes as hex (e.g. openssl rand -hex 32)")
+	}
+	return s, nil
+}
+
+// ReadSecretFile reads a secret file, refusing one another user than
+// owner may have written or anyone but its owner may read.
+func ReadSecretFile(path string, owner int) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("secret file: %w", err)
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return nil, fmt.Errorf("secret file %s has mode %04o: anyone but its owner may use it; run chmod 600 %s", path, m, path)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != owner {
+		return nil, fmt.Errorf("secret file %s is owned by uid %d, not %d: run chown %d %s", path, st.Uid, owner, owner, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("secret file: %w", err)
+	}
+	s, err := ParseSecret(b)
+	if err != nil {
+		return nil, fmt.Errorf("secret file %s: %w", path, err)
+	}
+	return s, nil
+}

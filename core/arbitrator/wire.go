@@ -1,0 +1,292 @@
+package arbitrator
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// Wire limits: a request or answer larger than these is garbage.
+const (
+	// MaxNodes bounds a request's set.
+	MaxNodes = 64
+	// MaxName bounds a cluster or node name, in bytes.
+	MaxName = 64
+	// MaxFrame bounds a request or answer, in bytes.
+	MaxFrame = 8192
+	// MaxReason bounds a denial's reason, in bytes.
+	MaxReason = 255
+)
+
+const (
+	version   = 1
+	nonceLen  = 16
+	macLen    = sha256.Size
+	kindChal  = 'C'
+	kindReq   = 'Q'
+	kindReply = 'A'
+)
+
+var magic = [4]byte{'V', 'G', 'A', 'R'}
+
+// ErrMalformed: a frame does not decode (garbage, a truncated frame, a
+// set out of order).
+var ErrMalformed = errors.New("malformed arbitrator frame")
+
+// ErrBadTag: a frame's tag does not verify (another cluster's secret, or
+// a forged or altered frame).
+var ErrBadTag = errors.New("arbitrator frame fails authentication (is the cluster secret the same on both ends?)")
+
+// Request is what a node asks.
+type Request struct {
+	// Challenge is the server's, from the start of this connection.
+	Challenge [nonceLen]byte
+	// Nonce is the client's; the answer echoes it.
+	Nonce   [nonceLen]byte
+	Cluster string
+	Node    string
+	// Set is the nodes the requester sees alive, itself included, sorted
+	// without duplicates.
+	Set []string
+}
+
+// Reply is the server's answer.
+type Reply struct {
+	Nonce   [nonceLen]byte
+	Granted bool
+	// Lease is how long the server holds the grant from when it received
+	// the request (also sent on a denial, for the client's information).
+	Lease time.Duration
+	// Reason says why a vote was denied.
+	Reason string
+}
+
+// NormalizeSet sorts a set and drops duplicates, the form requests carry.
+func NormalizeSet(set []string) []string {
+	s := slices.Clone(set)
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+func header(kind byte) []byte { return append(magic[:len(magic):len(magic)], version, kind) }
+
+func tag(key, msg []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(msg)
+	return m.Sum(nil)
+}
+
+func putStr(b []byte, s string) []byte { return append(append(b, byte(len(s))), s...) }
+
+func checkName(what, s string) error {
+	if s == "" || len(s) > MaxName {
+		return fmt.Errorf("%s %q: give 1 to %d bytes", what, s, MaxName)
+	}
+	return nil
+}
+
+// EncodeRequest returns the tagged request body.
+func EncodeRequest(key []byte, r *Request) ([]byte, error) {
+	if err := checkName("cluster", r.Cluster); err != nil {
+		return nil, err
+	}
+	if err := checkName("node", r.Node); err != nil {
+		return nil, err
+	}
+	if len(r.Set) == 0 || len(r.Set) > MaxNodes {
+		return nil, fmt.Errorf("a set of %d nodes: give 1 to %d", len(r.Set), MaxNodes)
+	}
+	if !slices.Equal(r.Set, NormalizeSet(r.Set)) {
+		return nil, fmt.Errorf("set %v: sort it without duplicates (NormalizeSet)", r.Set)
+	}
+	b := header(kindReq)
+	b = append(b, r.Challenge[:]...)
+	b = append(b, r.Nonce[:]...)
+	b = putStr(b, r.Cluster)
+	b = putStr(b, r.Node)
+	b = append(b, byte(len(r.Set)))
+	for _, n := range r.Set {
+		if err := checkName("node", n); err != nil {
+			return nil, err
+		}
+		b = putStr(b, n)
+	}
+	return append(b, tag(key, b)...), nil
+}
+
+// reader reads a frame's fields; the first failure sticks.
+type reader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *reader) take(n int) []byte {
+	if r.bad || n > len(r.b) {
+		r.bad = true
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) byte() byte {
+	if v := r.take(1); v != nil {
+		return v[0]
+	}
+	return 0
+}
+
+func (r *reader) str() string { return string(r.take(int(r.byte()))) }
+
+func (r *reader) header(kind byte) {
+	h := r.take(6)
+	if h != nil && !bytes.Equal(h, header(kind)) {
+		r.bad = true
+	}
+}
+
+// untag splits a frame into body and tag and checks the tag.
+func untag(key, frame []byte) ([]byte, error) {
+	if len(frame) < macLen || len(frame) > MaxFrame {
+		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(frame))
+	}
+	body, mac := frame[:len(frame)-macLen], frame[len(frame)-macLen:]
+	if !hmac.Equal(mac, tag(key, body)) {
+		return nil, ErrBadTag
+	}
+	return body, nil
+}
+
+// DecodeRequest checks a request's tag under key, then decodes it. Any
+// input returns an error or a request whose fields respect the limits.
+func DecodeRequest(key, frame []byte) (*Request, error) {
+	body, err := untag(key, frame)
+	if err != nil {
+		return nil, err
+	}
+	return decodeRequestBody(body)
+}
+
+func decodeRequestBody(body []byte) (*Request, error) {
+	r := &reader{b: body}
+	r.header(kindReq)
+	q := &Request{}
+	copy(q.Challenge[:], r.take(nonceLen))
+	copy(q.Nonce[:], r.take(nonceLen))
+	q.Cluster = r.str()
+	q.Node = r.str()
+	n := int(r.byte())
+	for range n {
+		if r.bad {
+			break
+		}
+		q.Set = append(q.Set, r.str())
+	}
+	switch {
+	case r.bad:
+		return nil, fmt.Errorf("%w: truncated or not a request", ErrMalformed)
+	case len(r.b) != 0:
+		return nil, fmt.Errorf("%w: %d bytes after the request", ErrMalformed, len(r.b))
+	case checkName("cluster", q.Cluster) != nil, checkName("node", q.Node) != nil:
+		return nil, fmt.Errorf("%w: empty or long name", ErrMalformed)
+	case n == 0 || n > MaxNodes:
+		return nil, fmt.Errorf("%w: a set of %d nodes", ErrMalformed, n)
+	case !slices.Equal(q.Set, NormalizeSet(q.Set)):
+		return nil, fmt.Errorf("%w: set not sorted or with duplicates", ErrMalformed)
+	}
+	for _, s := range q.Set {
+		if checkName("node", s) != nil {
+			return nil, fmt.Errorf("%w: empty or long name in the set", ErrMalformed)
+		}
+	}
+	return q, nil
+}
+
+// EncodeReply returns the tagged reply body.
+func EncodeReply(key []byte, a *Reply) []byte {
+	b := header(kindReply)
+	b = append(b, a.Nonce[:]...)
+	g := byte(0)
+	if a.Granted {
+		g = 1
+	}
+	b = append(b, g)
+	b = binary.BigEndian.AppendUint32(b, uint32(a.Lease/time.Millisecond))
+	reason := a.Reason
+	if len(reason) > MaxReason {
+		reason = reason[:MaxReason]
+	}
+	b = putStr(b, reason)
+	return append(b, tag(key, b)...)
+}
+
+// DecodeReply checks a reply's tag under key, then decodes it.
+func DecodeReply(key, frame []byte) (*Reply, error) {
+	body, err := untag(key, frame)
+	if err != nil {
+		return nil, err
+	}
+	r := &reader{b: body}
+	r.header(kindReply)
+	a := &Reply{}
+	copy(a.Nonce[:], r.take(nonceLen))
+	g := r.byte()
+	ms := r.take(4)
+	a.Reason = r.str()
+	if r.bad || len(r.b) != 0 || g > 1 {
+		return nil, fmt.Errorf("%w: not a reply", ErrMalformed)
+	}
+	a.Granted = g == 1
+	a.Lease = time.Duration(binary.BigEndian.Uint32(ms)) * time.Millisecond
+	return a, nil
+}
+
+// challenge frames are fixed-size: header and the challenge.
+func encodeChallenge(c [nonceLen]byte) []byte { return append(header(kindChal), c[:]...) }
+
+func decodeChallenge(b []byte) ([nonceLen]byte, error) {
+	var c [nonceLen]byte
+	r := &reader{b: b}
+	r.header(kindChal)
+	copy(c[:], r.take(nonceLen))
+	if r.bad || len(r.b) != 0 {
+		return c, fmt.Errorf("%w: not a challenge (is this address an arbitrator?)", ErrMalformed)
+	}
+	return c, nil
+}
+
+// writeFrame sends a frame behind its 2-byte length.
+func writeFrame(w io.Writer, b []byte) error {
+	if len(b) > MaxFrame {
+		return fmt.Errorf("frame of %d bytes exceeds %d", len(b), MaxFrame)
+	}
+	_, err := w.Write(binary.BigEndian.AppendUint16(nil, uint16(len(b))))
+	if err == nil {
+		_, err = w.Write(b)
+	}
+	return err
+}
+
+// readFrame reads a length-prefixed frame of at most MaxFrame bytes.
+func readFrame(r io.Reader) ([]byte, error) {
+	var l [2]byte
+	if _, err := io.ReadFull(r, l[:]); err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint16(l[:]))
+	if n > MaxFrame {
+		return nil, fmt.Errorf("%w: a frame of %d bytes (the limit is %d)", ErrMalformed, n, MaxFrame)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
