@@ -4,12 +4,14 @@
 // It owns the slot format and the device I/O; it never interprets a
 // dataset (core signs and merges them) and never repairs a peer's slot: a
 // torn, corrupt or foreign slot is ignored and reported, and a slot whose
-// generation stops moving makes its node stale.
+// generation stops moving makes its node stale. Datasets go to the device
+// sealed under the heartbeat key (see slot.go), never in clear.
 package hbdisk
 
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"fmt"
 	"slices"
 	"strconv"
@@ -105,11 +107,16 @@ type spec struct {
 	offset   int64
 	interval time.Duration
 	timeout  time.Duration
+	// aead seals the local slot and opens peers'. AES-GCM keeps no state
+	// between calls, so Run's goroutine and the I/O one may share it.
+	aead cipher.AEAD
 }
 
 func (s spec) slotOffset(i int) int64 { return s.offset + int64(i)*s.slotSize }
 
-func (s spec) maxPayload() int { return int(s.slotSize) - headerSize }
+// maxPayload is the largest dataset a slot holds: the room after the
+// header, less the tag.
+func (s spec) maxPayload() int { return int(s.slotSize) - headerSize - tagSize }
 
 func parseSpec(cfg sdk.HeartbeatConfig) (spec, error) {
 	s := spec{name: cfg.Name, dev: strings.TrimSpace(cfg.Keywords[KwDev]), cluster: cfg.Cluster,
@@ -149,6 +156,9 @@ func parseSpec(cfg sdk.HeartbeatConfig) (spec, error) {
 	}
 	if s.local = slices.Index(s.nodes, cfg.LocalNode); s.local < 0 {
 		return fail("the local node %q is not in nodes (%s): add it, or fix the node name", cfg.LocalNode, strings.Join(s.nodes, " "))
+	}
+	if s.aead, err = newSealer(cfg.Key); err != nil {
+		return fail("%w", err)
 	}
 	return s, nil
 }
@@ -293,7 +303,7 @@ type runner struct {
 }
 
 func (r *runner) refuseDataset(n int, now time.Time) {
-	reason := fmt.Sprintf("dataset of %d bytes does not fit the %d-byte slot (%d bytes after the header); raise %s",
+	reason := fmt.Sprintf("oversize: dataset of %d bytes does not fit the %d-byte slot (%d bytes after the header and tag); raise %s",
 		n, r.sp.slotSize, r.sp.maxPayload(), KwSlotSize)
 	local := r.sp.nodes[r.sp.local]
 	if r.limit.allow(local+"\x00oversize", now) {
@@ -331,8 +341,8 @@ func (r *runner) handle(res cycleResult, first bool, now time.Time) {
 			}
 		case s.rej != nil:
 			if r.limit.allow(p.name+"\x00"+s.rej.Kind, now) {
-				r.log.Warn("peer slot rejected", "peer", p.name, "slot", p.index, "reason", s.rej.Reason)
-				r.emit(sdk.HeartbeatEvent{Kind: sdk.EventReject, Peer: p.name, Reason: s.rej.Reason})
+				r.log.Warn("peer slot rejected", "peer", p.name, "slot", p.index, "reason", s.rej.event())
+				r.emit(sdk.HeartbeatEvent{Kind: sdk.EventReject, Peer: p.name, Reason: s.rej.event()})
 			}
 		case s.empty:
 		case first:

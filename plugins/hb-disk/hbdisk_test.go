@@ -3,6 +3,7 @@ package hbdisk
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -29,6 +30,8 @@ const (
 	testTimeout  = 400 * time.Millisecond
 	within       = 5 * time.Second
 	testSlotSize = 4 * blockSize
+	// testMaxDataset is the largest dataset a test slot holds.
+	testMaxDataset = testSlotSize - headerSize - tagSize
 )
 
 // recorder collects one Run's events.
@@ -100,13 +103,14 @@ type testCluster struct {
 	t        *testing.T
 	name     string
 	nodes    []string
+	key      []byte // the heartbeat key core would derive
 	kw       map[string]string
 	noDirect bool
 	logs     *syncBuffer
 }
 
 func newTestCluster(t *testing.T, dev string, nodes ...string) *testCluster {
-	return &testCluster{t: t, name: "prod", nodes: nodes, logs: &syncBuffer{},
+	return &testCluster{t: t, name: "prod", nodes: nodes, logs: &syncBuffer{}, key: randomBytes(t, 32),
 		kw: map[string]string{KwDev: dev, KwSlotSize: fmt.Sprint(testSlotSize)}}
 }
 
@@ -127,7 +131,17 @@ func newDevFile(t *testing.T, n int) string {
 
 func (c *testCluster) config(node string) sdk.HeartbeatConfig {
 	return sdk.HeartbeatConfig{Name: "hb#1", Type: Type, Cluster: c.name, LocalNode: node, Nodes: c.nodes,
-		Interval: testInterval, Timeout: testTimeout, Keywords: c.kw}
+		Interval: testInterval, Timeout: testTimeout, Keywords: c.kw, Key: c.key}
+}
+
+// sealer is the AEAD c's nodes seal their slots with.
+func (c *testCluster) sealer() cipher.AEAD {
+	c.t.Helper()
+	aead, err := newSealer(c.key)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return aead
 }
 
 // member is one node's running heartbeat.
@@ -266,7 +280,7 @@ func TestRun_DatasetFillingTheSlotArrivesWhole(t *testing.T) {
 	t.Parallel()
 	c := newTestCluster(t, newDevFile(t, 2), "a", "b")
 	a, b := c.start("a"), c.start("b")
-	ds := randomBytes(t, testSlotSize-headerSize)
+	ds := randomBytes(t, testMaxDataset)
 	from := b.rec.mark()
 	a.publish(ds)
 	b.rec.waitFor(t, from, "full-slot beat", beatFrom("a", ds))
@@ -280,14 +294,14 @@ func TestRun_RefusesOversizeDatasetAndKeepsThePrevious(t *testing.T) {
 	a.publish(prev)
 	b.rec.waitFor(t, 0, "first dataset", beatFrom("a", prev))
 
-	a.publish(randomBytes(t, testSlotSize-headerSize+1))
-	want := fmt.Sprintf("dataset of %d bytes does not fit the %d-byte slot", testSlotSize-headerSize+1, testSlotSize)
+	a.publish(randomBytes(t, testMaxDataset+1))
+	want := fmt.Sprintf("oversize: dataset of %d bytes does not fit the %d-byte slot", testMaxDataset+1, testSlotSize)
 	a.rec.waitFor(t, 0, "local reject", eventFrom(sdk.EventReject, "a", want))
 	// The previous dataset keeps going out under new generations.
 	from := b.rec.mark()
 	b.rec.waitFor(t, from, "previous dataset after the refusal", beatFrom("a", prev))
 	for _, e := range b.rec.since(0) {
-		if e.Kind == sdk.EventBeat && len(e.Dataset) > testSlotSize-headerSize {
+		if e.Kind == sdk.EventBeat && len(e.Dataset) > testMaxDataset {
 			t.Fatalf("b received a %d-byte dataset", len(e.Dataset))
 		}
 	}
@@ -357,13 +371,24 @@ func TestRun_IgnoresTornOrCorruptSlot(t *testing.T) {
 		damage func([]byte)
 		reason string
 	}{
-		{"payload byte", func(b []byte) { b[headerSize+2] ^= 0xFF }, "checksum mismatch"},
+		{"payload byte", func(b []byte) { b[headerSize+2] ^= 0xFF }, "malformed: checksum mismatch"},
 		// Without the checksum this would read as a moved generation,
 		// hence a beat.
-		{"generation byte", func(b []byte) { b[offGen] ^= 0x01 }, "checksum mismatch"},
-		{"half-written header", func(b []byte) { clear(b[offGen:headerSize]) }, "checksum mismatch"},
-		{"magic", func(b []byte) { copy(b, "GARBAGE!") }, "bad magic"},
-		{"length", func(b []byte) { le.PutUint32(b[offLen:], 1<<30) }, "impossible payload length"},
+		{"generation byte", func(b []byte) { b[offGen] ^= 0x01 }, "malformed: checksum mismatch"},
+		// Its length reads 0, shorter than a tag.
+		{"half-written header", func(b []byte) { clear(b[offGen:headerSize]) }, "malformed: impossible payload length 0"},
+		{"magic", func(b []byte) { copy(b, "GARBAGE!") }, "malformed: the slot holds no vigil heartbeat (bad magic)"},
+		{"length", func(b []byte) { le.PutUint32(b[offLen:], 1<<30) }, "malformed: impossible payload length"},
+		// A stray writer that keeps the checksum right still cannot
+		// forge a dataset: the tag does not verify.
+		{"payload byte, checksum redone", func(b []byte) {
+			b[headerSize+2] ^= 0xFF
+			le.PutUint32(b[offCRC:], slotChecksum(b[:headerSize+le.Uint32(b[offLen:])]))
+		}, "bad_tag: "},
+		{"version 1 (plaintext) slot", func(b []byte) {
+			le.PutUint32(b[offVersion:], 1)
+			le.PutUint32(b[offCRC:], slotChecksum(b[:headerSize+le.Uint32(b[offLen:])]))
+		}, "unencrypted: the slot is in format version 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -402,11 +427,13 @@ func TestRun_RejectsSlotOfAnotherCluster(t *testing.T) {
 	t.Parallel()
 	dev := newDevFile(t, 2)
 	prod, test := newTestCluster(t, dev, "a", "b"), newTestCluster(t, dev, "a", "b")
-	test.name = "test"
+	test.name = "test" // and its own key, from its own secret
 	a, b := prod.start("a"), test.start("b")
 	b.publish([]byte("test cluster's dataset"))
-	a.rec.waitFor(t, 0, "reject of the foreign slot", eventFrom(sdk.EventReject, "b", `belongs to cluster "test", not "prod"`))
-	b.rec.waitFor(t, 0, "reject of the foreign slot", eventFrom(sdk.EventReject, "a", `belongs to cluster "prod", not "test"`))
+	// The names are checked before the key, so the reason says what is
+	// wrong rather than just "bad_tag".
+	a.rec.waitFor(t, 0, "reject of the foreign slot", eventFrom(sdk.EventReject, "b", `foreign: slot 1 belongs to cluster "test", not "prod"`))
+	b.rec.waitFor(t, 0, "reject of the foreign slot", eventFrom(sdk.EventReject, "a", `foreign: slot 0 belongs to cluster "prod", not "test"`))
 	a.rec.waitFor(t, 0, "stale b", eventFrom(sdk.EventStale, "b", "unchanged"))
 	for _, m := range []*member{a, b} {
 		for _, e := range m.rec.since(0) {
@@ -417,15 +444,70 @@ func TestRun_RejectsSlotOfAnotherCluster(t *testing.T) {
 	}
 }
 
+// TestRun_DatasetsAreNotInClearOnTheDevice: datasets carry service
+// configs (run_args -e PASSWORD=...), and whoever reads the shared
+// device must not read them.
+func TestRun_DatasetsAreNotInClearOnTheDevice(t *testing.T) {
+	t.Parallel()
+	dev := newDevFile(t, 2)
+	c := newTestCluster(t, dev, "a", "b")
+	a, b := c.start("a"), c.start("b")
+	const marker = "run_args = -e PASSWORD=hunter2-marker"
+	sent := map[*member][]byte{}
+	for _, m := range []*member{a, b} {
+		sent[m] = []byte(m.name + "'s dataset: " + marker)
+		m.publish(sent[m])
+	}
+	a.rec.waitFor(t, 0, "b's beat at a", beatFrom("b", sent[b]))
+	b.rec.waitFor(t, 0, "a's beat at b", beatFrom("a", sent[a]))
+	raw, err := os.ReadFile(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, needle := range []string{marker, "PASSWORD", "hunter2"} {
+		if i := bytes.Index(raw, []byte(needle)); i >= 0 {
+			t.Fatalf("the device holds %q in clear at offset %d", needle, i)
+		}
+	}
+}
+
+// TestRun_RejectsSlotSealedWithAnotherKey: a node of the same cluster
+// name whose secret differs (a stale secret after a rotation, or an
+// impostor with write access to the device) is neither heard nor a crash.
+func TestRun_RejectsSlotSealedWithAnotherKey(t *testing.T) {
+	t.Parallel()
+	dev := newDevFile(t, 2)
+	good, other := newTestCluster(t, dev, "a", "b"), newTestCluster(t, dev, "a", "b")
+	a, b := good.start("a"), other.start("b")
+	a.publish([]byte("a's dataset"))
+	b.publish([]byte("b's dataset"))
+	a.rec.waitFor(t, 0, "reject of b's slot", eventFrom(sdk.EventReject, "b", "bad_tag: slot 1 does not open with this node's heartbeat key"))
+	b.rec.waitFor(t, 0, "reject of a's slot", eventFrom(sdk.EventReject, "a", "bad_tag: slot 0"))
+	a.rec.waitFor(t, 0, "stale b", eventFrom(sdk.EventStale, "b", "unchanged"))
+	for _, m := range []*member{a, b} {
+		for _, e := range m.rec.since(0) {
+			if e.Kind == sdk.EventBeat {
+				t.Errorf("%s: beat across keys: %s", m.name, describe([]sdk.HeartbeatEvent{e}))
+			}
+		}
+	}
+	// Still running, and hearing b once b has the right key.
+	b.stop(t)
+	from := a.rec.mark()
+	b = good.start("b")
+	b.publish([]byte("b, rekeyed"))
+	a.rec.waitFor(t, from, "b's beat under the right key", beatFrom("b", []byte("b, rekeyed")))
+}
+
 func TestRun_GenerationNeverGoesBackwards(t *testing.T) {
 	t.Parallel()
 	dev := newDevFile(t, 2)
 	// A slot from a run whose clock was far ahead of today's.
 	ahead := uint64(time.Now().Add(24 * time.Hour).UnixNano())
-	corruptSlot(t, dev, 1, func(b []byte) {
-		encodeSlot(b, slotHeader{Index: 1, SlotSize: testSlotSize, Gen: ahead, Cluster: "prod", Node: "b"}, nil)
-	})
 	c := newTestCluster(t, dev, "a", "b")
+	corruptSlot(t, dev, 1, func(b []byte) {
+		encodeSlot(b, slotHeader{Index: 1, SlotSize: testSlotSize, Gen: ahead, Cluster: "prod", Node: "b"}, nil, c.sealer())
+	})
 	a, b := c.start("a"), c.start("b")
 	b.publish([]byte("b's dataset"))
 	a.rec.waitFor(t, 0, "b's beat", eventFrom(sdk.EventBeat, "b", ""))
@@ -434,7 +516,7 @@ func TestRun_GenerationNeverGoesBackwards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _, rej := decodeSlot(raw[testSlotSize:], expect{Index: 1, SlotSize: testSlotSize, Cluster: "prod", Node: "b"})
+	h, _, rej := decodeSlot(raw[testSlotSize:], expect{Index: 1, SlotSize: testSlotSize, Cluster: "prod", Node: "b"}, c.sealer())
 	if rej != nil {
 		t.Fatalf("b's slot: %s", rej.Reason)
 	}
@@ -531,6 +613,8 @@ func TestRun_RefusesUnusableConfig(t *testing.T) {
 		{"local node not listed", func(c *sdk.HeartbeatConfig) { c.LocalNode = "z" }, `local node "z" is not in nodes`},
 		{"node listed twice", func(c *sdk.HeartbeatConfig) { c.Nodes = []string{"a", "a"} }, "listed twice"},
 		{"no interval", func(c *sdk.HeartbeatConfig) { c.Interval = 0 }, "must be positive"},
+		{"no key", func(c *sdk.HeartbeatConfig) { c.Key = nil }, "heartbeat key is 0 bytes"},
+		{"short key", func(c *sdk.HeartbeatConfig) { c.Key = c.Key[:8] }, "heartbeat key is 8 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := newTestCluster(t, dev, "a", "b").config("a")
@@ -601,7 +685,10 @@ func TestRun_OnLoopDevice(t *testing.T) {
 	if _, err := io.ReadFull(io.NewSectionReader(f, testSlotSize, testSlotSize), raw); err != nil && !errors.Is(err, io.EOF) {
 		t.Fatal(err)
 	}
-	if _, p, rej := decodeSlot(raw, expect{Index: 1, SlotSize: testSlotSize, Cluster: "prod", Node: "b"}); rej != nil || !strings.HasPrefix(string(p), "loop from b:") {
+	if bytes.Contains(raw, []byte("loop from b:")) {
+		t.Fatalf("b's dataset is in clear on %s", loop)
+	}
+	if _, p, rej := decodeSlot(raw, expect{Index: 1, SlotSize: testSlotSize, Cluster: "prod", Node: "b"}, c.sealer()); rej != nil || !strings.HasPrefix(string(p), "loop from b:") {
 		t.Fatalf("b's slot on %s: %v, payload %q", loop, rej, p)
 	}
 }

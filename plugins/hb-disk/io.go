@@ -70,7 +70,7 @@ func (l *ioLoop) run(jobs <-chan cycle, results chan<- cycleResult, done chan<- 
 			Index: uint32(l.sp.local), SlotSize: uint64(l.sp.slotSize), Gen: l.gen,
 			Time: time.Now().UnixNano(), Cluster: l.sp.cluster, Node: l.sp.nodes[l.sp.local],
 		}
-		n := encodeSlot(l.dev.wbuf, h, l.payload)
+		n := encodeSlot(l.dev.wbuf, h, l.payload, l.sp.aead)
 		res.writeErr = l.dev.writeAt(l.dev.wbuf[:n], l.sp.slotOffset(l.sp.local))
 		// A failed write still spends its generation: a retry must not
 		// reuse a number a peer may have half-seen.
@@ -95,7 +95,7 @@ func (l *ioLoop) startGeneration() uint64 {
 	case err != nil:
 		l.log.Warn("cannot read the local slot; starting from the clock", "error", err)
 	case rej != nil && rej.Kind != "magic":
-		l.log.Warn("the local slot held something else; overwriting it", "slot", l.sp.local, "reason", rej.Reason)
+		l.log.Warn("the local slot held something else; overwriting it", "slot", l.sp.local, "reason", rej.event())
 	case rej == nil && h.Gen >= gen:
 		gen = h.Gen + 1
 	}
@@ -150,6 +150,6 @@ func (l *ioLoop) readSlot(i int) (slotHeader, []byte, *rejection, error) {
 	}
 	h, payload, rej := decodeSlot(buf, expect{
 		Index: uint32(i), SlotSize: uint64(l.sp.slotSize), Cluster: l.sp.cluster, Node: l.sp.nodes[i],
-	})
+	}, l.sp.aead)
 	return h, payload, rej, nil
 }

@@ -2,6 +2,9 @@ package hbdisk
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -14,7 +17,7 @@ import (
 //
 //	off  size  field
 //	  0     8  magic "VIGILHB\x00"
-//	  8     4  format version (1)
+//	  8     4  format version (2)
 //	 12     4  slot index (the writer's position in nodes)
 //	 16     8  slot size the writer was configured with, in bytes
 //	 24     8  generation: +1 on every write; a fresh start resumes above
@@ -22,17 +25,29 @@ import (
 //	           so readers never see it go backwards across restarts
 //	 32     8  timestamp, unix nanoseconds on the writer's clock
 //	           (informative: peers' clocks are never compared)
-//	 40     4  payload length in bytes
+//	 40     4  payload length in bytes: the sealed dataset, tag included
 //	 44     4  CRC32C (Castagnoli) over the header, this field read as
 //	           zero, and the payload
 //	 48   128  cluster name, NUL-padded
 //	176   128  node name, NUL-padded
-//	304   208  reserved, zero
-//	512     n  payload: the dataset, as core handed it
+//	304    12  AES-GCM nonce, random on every write
+//	316   196  reserved, zero
+//	512     n  payload: the dataset core handed over, sealed with AES-GCM
+//	           under the heartbeat key (HeartbeatConfig.Key, derived by
+//	           core from the cluster secret), the header with the CRC
+//	           field read as zero as associated data; then the 16-byte tag
+//
+// The dataset is sealed because it carries service configs (run_args -e
+// PASSWORD=...) and the device is readable by whoever can read the SAN;
+// hb-net's traffic is sealed with AES-GCM under the same kind of key. The
+// header stays in clear so that a slot can be sized, checked for tearing
+// and attributed before the key is tried, and a wrong key reads as
+// bad_tag, not as garbage. Version 1 slots carried the dataset in clear.
 //
 // A write covers the header and the payload rounded up to 4096 bytes, in
 // one pwrite, so a slot is never assembled from two writes; a write torn
-// by a crash or read half-done by a peer fails the checksum.
+// by a crash or read half-done by a peer fails the checksum (a CRC, not
+// the tag, so that tearing and a foreign key are told apart).
 const (
 	headerSize = 512
 	// blockSize is the O_DIRECT alignment used for buffers, offsets and
@@ -41,8 +56,11 @@ const (
 	// maxNameLen bounds cluster and node names (a hostname is at most 64,
 	// an FQDN 253; 128 covers the names people give nodes).
 	maxNameLen = 128
+	// nonceSize and tagSize are AES-GCM's standard sizes.
+	nonceSize = 12
+	tagSize   = 16
 
-	formatVersion = 1
+	formatVersion = 2
 
 	offMagic    = 0
 	offVersion  = 8
@@ -54,13 +72,30 @@ const (
 	offCRC      = 44
 	offCluster  = 48
 	offNode     = offCluster + maxNameLen
+	offNonce    = offNode + maxNameLen
 )
+
+// newSealer returns the AEAD slots are sealed with. The key comes from
+// core; hb-net takes the same lengths.
+func newSealer(key []byte) (cipher.AEAD, error) {
+	switch len(key) {
+	case 16, 24, 32:
+	default:
+		return nil, fmt.Errorf("the heartbeat key is %d bytes; it must be 16, 24 or 32 (core derives it from the cluster secret: is the secret set?)", len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat key: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
 
 var magic = [8]byte{'V', 'I', 'G', 'I', 'L', 'H', 'B', 0}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// slotHeader is a slot's header, decoded.
+// slotHeader is a slot's header, decoded. Len is the sealed payload's
+// length (the dataset's plus tagSize).
 type slotHeader struct {
 	Index    uint32
 	SlotSize uint64
@@ -71,12 +106,14 @@ type slotHeader struct {
 	Node     string
 }
 
-// encodeSlot writes h and payload into buf (len(buf) must hold them, rounded
-// up to blockSize) and returns the length to write: header and payload
-// rounded up to blockSize, the tail zeroed so nothing of an older, longer
-// payload lingers on disk.
-func encodeSlot(buf []byte, h slotHeader, payload []byte) int {
-	n := roundUp(headerSize + len(payload))
+// encodeSlot writes h and payload, sealed with aead under a fresh random
+// nonce, into buf (len(buf) must hold them, rounded up to blockSize) and
+// returns the length to write: header and sealed payload rounded up to
+// blockSize, the tail zeroed so nothing of an older, longer payload
+// lingers on disk. payload must not alias buf.
+func encodeSlot(buf []byte, h slotHeader, payload []byte, aead cipher.AEAD) int {
+	sealed := len(payload) + tagSize
+	n := roundUp(headerSize + sealed)
 	clear(buf[:n])
 	copy(buf[offMagic:], magic[:])
 	le := binary.LittleEndian
@@ -85,11 +122,15 @@ func encodeSlot(buf []byte, h slotHeader, payload []byte) int {
 	le.PutUint64(buf[offSlotSize:], h.SlotSize)
 	le.PutUint64(buf[offGen:], h.Gen)
 	le.PutUint64(buf[offTime:], uint64(h.Time))
-	le.PutUint32(buf[offLen:], uint32(len(payload)))
+	le.PutUint32(buf[offLen:], uint32(sealed))
 	copy(buf[offCluster:offCluster+maxNameLen], h.Cluster)
 	copy(buf[offNode:offNode+maxNameLen], h.Node)
-	copy(buf[headerSize:], payload)
-	le.PutUint32(buf[offCRC:], slotChecksum(buf[:headerSize+len(payload)]))
+	nonce := buf[offNonce : offNonce+nonceSize]
+	_, _ = rand.Read(nonce) // never fails (crypto/rand crashes the program rather)
+	// The CRC field is still zero: the associated data is the header as
+	// decodeSlot rebuilds it.
+	aead.Seal(buf[headerSize:headerSize], nonce, payload, buf[:headerSize])
+	le.PutUint32(buf[offCRC:], slotChecksum(buf[:headerSize+sealed]))
 	return n
 }
 
@@ -114,25 +155,50 @@ type rejection struct {
 	Kind, Reason string
 }
 
-// identity reports whether the slot verified but belongs to someone else:
-// a fact about the configuration, not a torn write.
+// identity reports whether the slot passed its checksum but is not one
+// this node can take: another cluster's, node's, slot size's or key's. It
+// is what the writer wrote, a fact about the configuration, not a torn
+// write, so reading it again is no use.
 func (r *rejection) identity() bool {
-	return r.Kind == "cluster" || r.Kind == "node" || r.Kind == "slot_size"
+	switch r.Kind {
+	case "cluster", "node", "slot_size", "bad_tag":
+		return true
+	}
+	return false
 }
+
+// class is the reject's class word, the first word of the event's Reason
+// (core counts rejects by it): hb-net's words where the fault is the same.
+func (r *rejection) class() string {
+	switch r.Kind {
+	case "magic", "length", "checksum":
+		return "malformed"
+	case "cluster", "node", "slot_size":
+		return "foreign"
+	}
+	return r.Kind // bad_tag, unencrypted, version
+}
+
+// event is the reject as the heartbeat event's Reason: "class: details".
+func (r *rejection) event() string { return r.class() + ": " + r.Reason }
 
 // peekLen checks what can be checked from the first block of a slot (magic,
 // version, a possible length) and returns how many bytes the whole slot
-// takes, so the caller knows how much to read.
-func peekLen(b []byte, maxPayload int) (int, *rejection) {
+// takes, so the caller knows how much to read. maxSealed is the room the
+// slot has after its header.
+func peekLen(b []byte, maxSealed int) (int, *rejection) {
 	if !bytes.Equal(b[offMagic:offMagic+len(magic)], magic[:]) {
 		return 0, &rejection{"magic", "the slot holds no vigil heartbeat (bad magic): check offset and that no other tool writes this device"}
 	}
-	if v := binary.LittleEndian.Uint32(b[offVersion:]); v != formatVersion {
+	switch v := binary.LittleEndian.Uint32(b[offVersion:]); {
+	case v == 1:
+		return 0, &rejection{"unencrypted", "the slot is in format version 1, whose dataset is not encrypted; this node reads version 2 only: upgrade vigil on every node sharing this device"}
+	case v != formatVersion:
 		return 0, &rejection{"version", fmt.Sprintf("slot format version %d is not understood (this node reads %d): run the same vigil version on every node", v, formatVersion)}
 	}
 	n := binary.LittleEndian.Uint32(b[offLen:])
-	if uint64(n) > uint64(maxPayload) {
-		return 0, &rejection{"length", fmt.Sprintf("impossible payload length %d for a %d-byte slot (torn or corrupt slot)", n, maxPayload+headerSize)}
+	if n < tagSize || uint64(n) > uint64(maxSealed) {
+		return 0, &rejection{"length", fmt.Sprintf("impossible payload length %d for a %d-byte slot (torn or corrupt slot)", n, maxSealed+headerSize)}
 	}
 	return headerSize + int(n), nil
 }
@@ -146,10 +212,14 @@ type expect struct {
 }
 
 // decodeSlot checks a whole slot (b holds at least the length peekLen
-// returned) and returns its header and payload; the payload aliases b. The
-// checksum is checked before any identity field so that a torn header is
-// reported as torn, not as a foreign node.
-func decodeSlot(b []byte, want expect) (slotHeader, []byte, *rejection) {
+// returned) and returns its header and the dataset, opened in place: it
+// aliases b, and b's payload bytes are overwritten whatever the outcome.
+// The checksum is checked before any identity field so that a torn header
+// is reported as torn, not as a foreign node; the identity fields before
+// the tag so that another cluster's slot (under another key) is reported
+// as that, with the names in it. Nothing in a slot is returned unless the
+// tag verifies.
+func decodeSlot(b []byte, want expect, aead cipher.AEAD) (slotHeader, []byte, *rejection) {
 	n, rej := peekLen(b, int(want.SlotSize)-headerSize)
 	if rej != nil {
 		return slotHeader{}, nil, rej
@@ -175,7 +245,18 @@ func decodeSlot(b []byte, want expect) (slotHeader, []byte, *rejection) {
 	case h.SlotSize != want.SlotSize:
 		return h, nil, &rejection{"slot_size", fmt.Sprintf("slot %d was written with slot_size %d, this node uses %d: set the same slot_size on every node", want.Index, h.SlotSize, want.SlotSize)}
 	}
-	return h, b[headerSize:n], nil
+	var aad [headerSize]byte
+	copy(aad[:], b[:headerSize])
+	clear(aad[offCRC : offCRC+4])
+	sealed := b[headerSize:n]
+	payload, err := aead.Open(sealed[:0], b[offNonce:offNonce+nonceSize], sealed, aad[:])
+	if err != nil {
+		return h, nil, &rejection{"bad_tag", fmt.Sprintf("slot %d does not open with this node's heartbeat key (a node with another cluster secret, or a forged slot): set the same secret on every node", want.Index)}
+	}
+	if payload == nil {
+		payload = sealed[:0] // an empty dataset is not an empty slot
+	}
+	return h, payload, nil
 }
 
 func cString(b []byte) string {
