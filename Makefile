@@ -4,7 +4,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 GOBIN := $(shell $(GO) env GOPATH)/bin
 PLUGINS := $(notdir $(wildcard plugins/*/cmd/vigil-plugin-*))
-CMDS := $(notdir $(wildcard cmd/svcmgr cmd/svcmon cmd/vigild cmd/vigil-lab))
+CMDS := $(notdir $(wildcard cmd/svcmgr cmd/svcmon cmd/vigild cmd/vigil-lab cmd/vigil-arbitrator))
 TEST_TIMEOUT ?= 20m
 
 .PHONY: all deps build test proto lint fuzz bench bench-failover demo demo-single clean

@@ -33,18 +33,26 @@ func ParseSecret(b []byte) ([]byte, error) {
 	return s, nil
 }
 
-// ReadSecretFile reads a secret file, refusing one another user than
-// owner may have written or anyone but its owner may read.
-func ReadSecretFile(path string, owner int) ([]byte, error) {
+// CheckSecretFile refuses a file holding a secret that a group or other
+// users may read or write, or that owner does not own.
+func CheckSecretFile(path string, owner int) error {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("secret file: %w", err)
+		return fmt.Errorf("secret file: %w", err)
 	}
 	if m := fi.Mode().Perm(); m&0o077 != 0 {
-		return nil, fmt.Errorf("secret file %s has mode %04o: anyone but its owner may use it; run chmod 600 %s", path, m, path)
+		return fmt.Errorf("secret file %s has mode %04o: users other than its owner may read it; run chmod 600 %s", path, m, path)
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != owner {
-		return nil, fmt.Errorf("secret file %s is owned by uid %d, not %d: run chown %d %s", path, st.Uid, owner, owner, path)
+		return fmt.Errorf("secret file %s is owned by uid %d, not %d: run chown %d %s", path, st.Uid, owner, owner, path)
+	}
+	return nil
+}
+
+// ReadSecretFile reads a secret file that passes CheckSecretFile.
+func ReadSecretFile(path string, owner int) ([]byte, error) {
+	if err := CheckSecretFile(path, owner); err != nil {
+		return nil, err
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
