@@ -38,6 +38,10 @@ var (
 	ErrDevMountedElsewhere = errors.New("device is mounted elsewhere")
 	// ErrMountPointInUse: another filesystem is mounted on the mount point.
 	ErrMountPointInUse = errors.New("mount point is in use by another filesystem")
+	// ErrMountedInOtherNamespace: the device is still mounted in another
+	// mount namespace of this host (a container, a process that ran
+	// unshare -m), so it is not free for a peer to mount.
+	ErrMountedInOtherNamespace = errors.New("device is still mounted in another mount namespace")
 )
 
 // Config configures a Driver. The zero value is the production setup.
@@ -166,33 +170,8 @@ func (d *Driver) inspect(s spec) (state, error) {
 	if err != nil {
 		return st, err
 	}
-	devPath := s.dev
-	if p, err := filepath.EvalSymlinks(s.dev); err == nil {
-		devPath = p
-	}
-	var rdev uint64
-	isBlock := false
-	var sb unix.Stat_t
-	if err := unix.Stat(devPath, &sb); err == nil && sb.Mode&unix.S_IFMT == unix.S_IFBLK {
-		rdev, isBlock = sb.Rdev, true
-	}
-	isDev := func(m mount) bool {
-		if isBlock && m.Major != 0 {
-			// A real device number decides.
-			return m.Major == unix.Major(rdev) && m.Minor == unix.Minor(rdev)
-		}
-		// Filesystems such as btrfs report an anonymous device number;
-		// fall back to the mount source. Resolving costs syscalls: only
-		// for sources that are paths.
-		if m.Source == s.dev || m.Source == devPath {
-			return true
-		}
-		if !strings.HasPrefix(m.Source, "/") {
-			return false
-		}
-		p, err := filepath.EvalSymlinks(m.Source)
-		return err == nil && p == devPath
-	}
+	dv := resolveDevice(s.dev)
+	isDev := func(m mount) bool { return dv.holds(m, true) }
 	var top *mount
 	for i := range mounts {
 		m := mounts[i]
@@ -213,6 +192,99 @@ func (d *Driver) inspect(s spec) (state, error) {
 		}
 	}
 	return st, nil
+}
+
+// device is a resource's dev as this mount namespace resolves it.
+type device struct {
+	name, path string // as configured, and with symlinks resolved
+	rdev       uint64
+	isBlock    bool
+}
+
+func resolveDevice(dev string) device {
+	dv := device{name: dev, path: dev}
+	if p, err := filepath.EvalSymlinks(dev); err == nil {
+		dv.path = p
+	}
+	var sb unix.Stat_t
+	if err := unix.Stat(dv.path, &sb); err == nil && sb.Mode&unix.S_IFMT == unix.S_IFBLK {
+		dv.rdev, dv.isBlock = sb.Rdev, true
+	}
+	return dv
+}
+
+// holds reports whether m is a mount of the device. local says m was read
+// from this mount namespace, where its source path means what it means
+// here.
+func (dv device) holds(m mount, local bool) bool {
+	if dv.isBlock && m.Major != 0 {
+		// A real device number decides, whatever name the device was
+		// mounted by (another namespace may have its own /dev).
+		return m.Major == unix.Major(dv.rdev) && m.Minor == unix.Minor(dv.rdev)
+	}
+	// Filesystems such as btrfs report an anonymous device number;
+	// fall back to the mount source. Resolving costs syscalls: only
+	// for sources that are paths, and only here.
+	if m.Source == dv.name || m.Source == dv.path {
+		return true
+	}
+	if !local || !strings.HasPrefix(m.Source, "/") {
+		return false
+	}
+	p, err := filepath.EvalSymlinks(m.Source)
+	return err == nil && p == dv.path
+}
+
+// otherNamespaces lists the mounts of dev in the host's other mount
+// namespaces.
+func (d *Driver) otherNamespaces(s spec) (nsScan, error) {
+	dv := resolveDevice(s.dev)
+	scan, err := scanMountNamespaces(d.cfg.ProcRoot, func(m mount) bool { return dv.holds(m, false) })
+	if err != nil {
+		return scan, fmt.Errorf("look for %s in other mount namespaces: %w", s.dev, err)
+	}
+	return scan, nil
+}
+
+// checkReleased fails unless dev is mounted nowhere on this host, in this
+// mount namespace or any other. A stop that succeeds tells the cluster a
+// peer may mount the device: a mount left in a container or in a process
+// that ran unshare -m would have the filesystem mounted on two hosts.
+// The processes whose mounts could not be read are returned for the
+// stop's output: the operator checks those.
+func (d *Driver) checkReleased(s spec) ([]Holder, error) {
+	st, err := d.inspect(s)
+	if err != nil {
+		return nil, fmt.Errorf("check that %s is mounted nowhere: %w; stop again", s.dev, err)
+	}
+	scan, err := d.otherNamespaces(s)
+	if err != nil {
+		return nil, fmt.Errorf("check that %s is mounted nowhere: %w; stop again", s.dev, err)
+	}
+	others := scan.Found
+	points := st.elsewhere
+	if st.mounted {
+		points = append(points, mount{Point: st.mntPath})
+	}
+	if len(points) == 0 && len(others) == 0 {
+		return scan.Unreadable, nil
+	}
+	format, args := "%s is not released", []any{s.dev}
+	if len(points) > 0 {
+		var cmds []string
+		for _, m := range points {
+			cmds = append(cmds, "umount "+shellQuote(m.Point))
+		}
+		format += ": %w: on %s in this mount namespace (%s)"
+		args = append(args, ErrDevMountedElsewhere, mountPoints(points), strings.Join(cmds, "; "))
+	}
+	if len(others) > 0 {
+		format += ": %w: %s"
+		args = append(args, ErrMountedInOtherNamespace, strings.Join(describeNamespaces(others), "; "))
+	}
+	format += "; vigil kills nothing: unmount it or stop what holds it, then stop again (until then no peer may mount %s)"
+	args = append(args, s.dev)
+	return nil, fmt.Errorf(format, args...)
 }
 
 // Start mounts dev on mnt, creating mnt when missing. It refuses when dev is
@@ -257,6 +329,9 @@ func (d *Driver) Start(ctx context.Context, r sdk.Resource) ([]string, error) {
 
 // Stop unmounts mnt. A filesystem that is not mounted is left alone. A busy
 // filesystem fails the stop with the processes holding it; none is killed.
+// The stop fails as well, after the unmount, while the device is still
+// mounted anywhere else on this host (another directory, another mount
+// namespace): it is not free for a peer to mount.
 func (d *Driver) Stop(ctx context.Context, r sdk.Resource) ([]string, error) {
 	s, errs := parseSpec(r)
 	if len(errs) > 0 {
@@ -277,7 +352,13 @@ func (d *Driver) Stop(ctx context.Context, r sdk.Resource) ([]string, error) {
 			// than fail.
 			out = append(out, fmt.Sprintf("filesystems are still mounted below %s: %s", s.mnt, mountPoints(st.children)))
 		}
-		return out, nil
+		// A retried stop lands here after a first one unmounted mnt and
+		// failed on another namespace's mount: it must fail again.
+		unread, err := d.checkReleased(s)
+		if err != nil {
+			return nil, fmt.Errorf("umount %s: %s is not mounted on %s, but %w", s.mnt, s.dev, s.mnt, err)
+		}
+		return append(out, unreadableLines(unread)...), nil
 	}
 	if len(st.children) > 0 {
 		return nil, fmt.Errorf("umount %s: %w: filesystems are mounted below it: %s; stop (unmount) them first",
@@ -302,7 +383,12 @@ func (d *Driver) Stop(ctx context.Context, r sdk.Resource) ([]string, error) {
 		}
 	}
 	log.Info("unmounted")
-	return []string{fmt.Sprintf("unmounted %s from %s", s.dev, s.mnt)}, nil
+	unread, err := d.checkReleased(s)
+	if err != nil {
+		log.Error("unmounted, but the device is still mounted", "error", err)
+		return nil, fmt.Errorf("umount %s: unmounted here, but %w", s.mnt, err)
+	}
+	return append([]string{fmt.Sprintf("unmounted %s from %s", s.dev, s.mnt)}, unreadableLines(unread)...), nil
 }
 
 // busyError names what keeps mnt busy.
@@ -324,7 +410,17 @@ func (d *Driver) busyError(s spec, mntPath string) error {
 		s.mnt, ErrBusy, strings.Join(parts, "; "))
 }
 
-// Status reports up when dev is mounted on mnt.
+// Status reports up when dev is mounted on mnt, down when it is mounted
+// nowhere on this host, and warn when it is mounted only somewhere else:
+// on another directory, or in another mount namespace (a container, a
+// process that ran unshare -m). Such a device is not the resource up
+// (nothing is on mnt for the service), but it is not free either: the
+// filesystem is live on this host and a peer mounting it would corrupt it.
+// Core's placement counts warn as active, so no peer starts the service
+// beside it, and a peer running it too shows the service up on two nodes;
+// nothing unmounts it automatically. Another namespace is looked at only
+// when mnt is not mounted: the scan costs a readlink per process, and the
+// service's own containers hold bind mounts of a mounted filesystem.
 func (d *Driver) Status(_ context.Context, r sdk.Resource) sdk.ResourceStatus {
 	s, errs := parseSpec(r)
 	out := sdk.ResourceStatus{Label: s.label()}
@@ -343,14 +439,42 @@ func (d *Driver) Status(_ context.Context, r sdk.Resource) sdk.ResourceStatus {
 		out.Status = sdk.StatusUp
 		return out
 	}
+	scan, err := d.otherNamespaces(s)
+	if err != nil {
+		out.Status = sdk.StatusUndef
+		out.Log = []string{err.Error()}
+		return out
+	}
+	others := scan.Found
 	out.Status = sdk.StatusDown
 	if len(st.elsewhere) > 0 {
+		out.Status = sdk.StatusWarn
 		out.Log = append(out.Log, fmt.Sprintf("%s is mounted on %s", s.dev, mountPoints(st.elsewhere)))
+	}
+	if len(others) > 0 {
+		out.Status = sdk.StatusWarn
+		for _, ns := range describeNamespaces(others) {
+			out.Log = append(out.Log, fmt.Sprintf("%s is mounted in %s", s.dev, ns))
+		}
 	}
 	if st.onMnt != nil {
 		out.Log = append(out.Log, fmt.Sprintf("%s (%s) is mounted on %s", st.onMnt.Source, st.onMnt.FSType, s.mnt))
 	}
 	return out
+}
+
+// unreadableLines tells a stop's output which processes' mounts could not
+// be checked; the stop succeeds (refusing would make it impossible under
+// an LSM that hides some processes), and the operator knows what to check.
+func unreadableLines(hs []Holder) []string {
+	if len(hs) == 0 {
+		return nil
+	}
+	var ps []string
+	for _, h := range hs {
+		ps = append(ps, fmt.Sprintf("pid %d (%s)", h.PID, h.Command))
+	}
+	return []string{fmt.Sprintf("could not read the mounts of %s (permission denied): check by hand that the device is not mounted there", strings.Join(ps, ", "))}
 }
 
 func mountPoints(ms []mount) string {
