@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-ha/vigil/core/value"
 
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/plugins/sdk"
 )
 
 // Heartbeat defaults: a peer is lost only when every heartbeat is stale, so
@@ -159,7 +160,7 @@ func LoadNodeConfig(path string, kw PluginKeywords) (*NodeConfig, error) {
 				if !filepath.IsAbs(p) {
 					p = filepath.Join(filepath.Dir(path), p)
 				}
-				b, err := os.ReadFile(p)
+				b, err := sdk.ReadSecretFile(p) // root's and private, or refused
 				if err != nil {
 					fail(sec.Line, sec.Name, "secret_file", "%v", err)
 				} else if c.secret, err = hex.DecodeString(strings.TrimSpace(string(b))); err != nil || len(c.secret) < 16 {

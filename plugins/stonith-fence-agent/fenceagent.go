@@ -206,7 +206,9 @@ func (d *Driver) resolve(name string) (string, error) {
 // of the password; any other line break is refused, since the agent reads
 // one key=value per line.
 func readPassword(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	// Owned by root and private to it, or refused: a password others
+	// can read is a BMC anyone on the node can power off.
+	b, err := sdk.ReadSecretFile(path)
 	if err != nil {
 		return "", fmt.Errorf("%w: password_file: %w", ErrConfig, err)
 	}

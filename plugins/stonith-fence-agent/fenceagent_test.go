@@ -294,3 +294,22 @@ func running(pid string) bool {
 	_, rest, _ := strings.Cut(string(stat), ") ")
 	return !strings.HasPrefix(rest, "Z")
 }
+
+func TestFence_RefusesAPasswordFileOthersCanRead(t *testing.T) {
+	dir := modelAgent(t, `case $action in
+off) echo "Success: Powered OFF" ;;
+status) echo "Status: OFF"; exit 2 ;;
+esac`)
+	d, _ := newDriver(t, dir)
+	pw := ipmisim.PasswordFile(t, "hunter2")
+	if err := os.Chmod(pw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.Fence(context.Background(), "n2", map[string]string{KwAgent: "fence_model", KwPasswordFile: pw})
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "chmod 600 "+pw) {
+		t.Fatalf("Fence = %v, want ErrConfig saying chmod 600 %s", err, pw)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "stdin")); err == nil {
+		t.Error("the agent ran with a password from a world-readable file")
+	}
+}

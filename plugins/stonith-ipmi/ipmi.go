@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -200,7 +199,9 @@ func parseSpec(kw map[string]string) (spec, error) {
 // readPassword reads a password file. One trailing line break is not part
 // of the password: editors and `echo` add it.
 func readPassword(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	// Owned by root and private to it, or refused: a password others
+	// can read is a BMC anyone on the node can power off.
+	b, err := sdk.ReadSecretFile(path)
 	if err != nil {
 		return "", fmt.Errorf("%w: password_file: %w", ErrConfig, err)
 	}

@@ -3,6 +3,7 @@ package stonithipmi
 import (
 	"context"
 	"errors"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -210,5 +211,18 @@ func TestFence_MissingPasswordFileIsAConfigError(t *testing.T) {
 	kw := map[string]string{KwHost: "127.0.0.1", KwUser: "admin", KwPasswordFile: t.TempDir() + "/none"}
 	if _, err := d.Fence(context.Background(), "n2", kw); !errors.Is(err, ErrConfig) {
 		t.Fatalf("Fence = %v, want ErrConfig", err)
+	}
+}
+
+func TestFence_RefusesAPasswordFileOthersCanRead(t *testing.T) {
+	d, _ := newDriver(t)
+	pw := ipmisim.PasswordFile(t, "s3cret")
+	if err := os.Chmod(pw, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	kw := map[string]string{KwHost: "127.0.0.1", KwPort: strconv.Itoa(ipmisim.FreeUDPPort(t)), KwUser: "admin", KwPasswordFile: pw, KwTimeout: "2s"}
+	_, err := d.Fence(context.Background(), "n2", kw)
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "mode 0640") || !strings.Contains(err.Error(), "chmod 600 "+pw) {
+		t.Fatalf("Fence = %v, want ErrConfig naming the mode and the fix", err)
 	}
 }
