@@ -249,7 +249,8 @@ func (d *Driver) otherNamespaces(s spec) (nsScan, error) {
 // checkReleased fails unless dev is mounted nowhere on this host, in this
 // mount namespace or any other. A stop that succeeds tells the cluster a
 // peer may mount the device: a mount left in a container or in a process
-// that ran unshare -m would have the filesystem mounted on two hosts.
+// that ran unshare -m would have the filesystem mounted on this host and
+// the peer at once.
 // The processes whose mounts could not be read are returned for the
 // stop's output: the operator checks those.
 func (d *Driver) checkReleased(s spec) ([]Holder, error) {

@@ -205,6 +205,16 @@ func TestDriver_MountStatusBusyUnmount(t *testing.T) {
 		if mountedOn(t, dev, other) {
 			t.Fatal("mounted anyway")
 		}
+		// Not up on other, but not free either: the device is live here.
+		if st := d.Status(ctx, res(link, other, "ext4", "")); st.Status != sdk.StatusWarn || !strings.Contains(strings.Join(st.Log, "\n"), mnt) {
+			t.Fatalf("status on the other mount point: %v %q, want warn naming %s", st.Status, st.Log, mnt)
+		}
+		if _, err := d.Stop(ctx, res(link, other, "ext4", "")); !errors.Is(err, ErrDevMountedElsewhere) || errors.Is(err, ErrMountedInOtherNamespace) {
+			t.Fatalf("stop on the other mount point: err = %v, want ErrDevMountedElsewhere only", err)
+		}
+		if !mountedOn(t, dev, mnt) {
+			t.Fatal("a stop of another mount point unmounted mnt")
+		}
 		// The same device through its symlink on the right mount point is up.
 		if st := d.Status(ctx, res(link, mnt, "ext4", "")); st.Status != sdk.StatusUp {
 			t.Fatalf("status via symlink: %v %q", st.Status, st.Log)

@@ -200,12 +200,12 @@ func nodeList(nodes map[string]bool) string {
 // heartbeat must be able to declare a peer stale after T = 1 s, and
 // the tests go down to I = 100 ms, T = 300 ms.
 //
-// Our own timer (no dataset for T) is what normally reports a silent
-// peer; memberlist adds the prompt path (a graceful Leave is known at
-// once) and the membership the datasets are sent to. So memberlist must
-// be about as fast as T, but never faster by false alarm: a node it
-// wrongly declares dead produces a Stale although its datasets still
-// arrive.
+// Our own timer (no dataset for T) is the only thing that reports a
+// silent peer; memberlist gives the membership the datasets are sent
+// to. So memberlist must be about as fast as T, to find a restarted
+// peer again promptly, but never faster by false alarm: a node it
+// wrongly declares dead is not sent datasets until joinLoop joins it
+// again, and goes stale at its peers although it lives.
 //
 //   - ProbeInterval = I: one probe per interval, the rate of the
 //     heartbeat itself.

@@ -35,8 +35,9 @@ type Config struct {
 	// Logger defaults to sdk.Logger().
 	Logger hclog.Logger
 	// LeaveTimeout bounds the wait for the leave notice to go out when
-	// Run ends, so peers learn at once instead of after a timeout.
-	// Default 1s.
+	// Run ends. Peers still judge the node by its timeout; the notice
+	// spares them probing and suspecting it, and lets a restarted node
+	// take its name back at once. Default 1s.
 	LeaveTimeout time.Duration
 	// RejectEvery is the least time between two rejects of the same
 	// kind, so a misconfigured node does not flood core. Default 1s.
@@ -234,14 +235,12 @@ func (s *session) monitor(ctx context.Context) {
 			s.emit(e)
 		case l := <-s.leaves:
 			s.mu.Lock()
-			if s.live.gone(l.peer, time.Now()) {
-				s.emit(sdk.HeartbeatEvent{Kind: sdk.EventStale, Peer: l.peer, Reason: l.reason})
-			}
+			s.live.left(l.peer, l.reason)
 			s.mu.Unlock()
 		case now := <-tick.C:
 			s.mu.Lock()
-			for _, peer := range s.live.due(now) {
-				s.emit(sdk.HeartbeatEvent{Kind: sdk.EventStale, Peer: peer, Reason: fmt.Sprintf("no heartbeat for %s", s.st.timeout)})
+			for _, st := range s.live.due(now) {
+				s.emit(sdk.HeartbeatEvent{Kind: sdk.EventStale, Peer: st.peer, Reason: st.reason})
 			}
 			s.mu.Unlock()
 		}
@@ -452,8 +451,13 @@ func (s *session) NotifyJoin(n *memberlist.Node) { s.setMember(n) }
 // NotifyUpdate records a peer's new address or metadata.
 func (s *session) NotifyUpdate(n *memberlist.Node) { s.setMember(n) }
 
-// NotifyLeave forgets a peer and reports it stale now rather than at the
-// timeout: a Leave (or memberlist's own failure detection) is quicker.
+// NotifyLeave forgets a peer memberlist lost, so that it is no longer
+// sent datasets and joinLoop looks for it again. It does not make the
+// peer stale: only the timeout since its last dataset does (see
+// liveness). A graceful leave is what a restart of vigild sends; a death
+// memberlist confirmed after suspicion rests on probes that a busy host
+// can miss while its datasets still arrive, and comes about the timeout
+// anyway with our tuning. Either is only noted for the Stale's reason.
 func (s *session) NotifyLeave(n *memberlist.Node) {
 	if n.Name == s.st.local || !s.st.nodes[n.Name] {
 		return
@@ -461,13 +465,13 @@ func (s *session) NotifyLeave(n *memberlist.Node) {
 	s.memMu.Lock()
 	delete(s.members, n.Name)
 	s.memMu.Unlock()
-	l := leave{peer: n.Name, reason: "left the cluster"}
-	if n.State == memberlist.StateDead {
-		l.reason = "declared dead by memberlist: probes failed"
-	}
+	// memberlist (v0.7) does not keep n.State up to date: a leave and
+	// a death look the same here.
+	l := leave{peer: n.Name, reason: "memberlist lost it: it left, or stopped answering probes"}
+	s.log.Debug("memberlist lost a peer; it is judged by its timeout", "peer", n.Name)
 	select {
 	case s.leaves <- l:
-	default: // the timeout still reports it
+	default: // only the reason's note is lost
 	}
 }
 

@@ -26,16 +26,38 @@ const (
 	within       = 5 * time.Second
 )
 
-// recorder collects what a node emits.
+// recorder collects what a node emits, and when it was emitted.
 type recorder struct {
 	mu     sync.Mutex
 	events []sdk.HeartbeatEvent
+	at     []time.Time
 }
 
 func (r *recorder) emit(e sdk.HeartbeatEvent) {
 	r.mu.Lock()
 	r.events = append(r.events, e)
+	r.at = append(r.at, time.Now())
 	r.mu.Unlock()
+}
+
+// silenceBefore returns, for each Stale of peer after from, how long
+// peer had been silent when it was emitted: since its last beat, or
+// since from's event when it was not heard after from.
+func (r *recorder) silenceBefore(from int, peer string) []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []time.Duration
+	var last time.Time
+	for i := 0; i < len(r.events); i++ {
+		e := r.events[i]
+		switch {
+		case e.Kind == sdk.EventBeat && e.Peer == peer:
+			last = e.Received
+		case e.Kind == sdk.EventStale && e.Peer == peer && i >= from:
+			out = append(out, r.at[i].Sub(last))
+		}
+	}
+	return out
 }
 
 // mark returns a cursor: await(from=mark) only looks at later events.
@@ -325,6 +347,72 @@ func TestCluster_CrashedPeerGoesStaleBySilence(t *testing.T) {
 	if since := time.Since(crashed); since < testTimeout/3 {
 		t.Errorf("n2 reported stale %s after it went quiet, before the %s timeout", since, testTimeout)
 	}
+}
+
+// A clean stop (vigild restarted: the plugin leaves memberlist) is not a
+// loss: the peer is judged by its timeout since its last beat, like any
+// silence, and the restarted node is heard again.
+func TestCluster_CleanStopIsJudgedByTimeoutNotByLeave(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2")
+	nodes := []string{"n1", "n2"}
+	n1 := c.start("n1", testKey, nodes)
+	n2 := c.start("n2", testKey, nodes)
+	n1.publish([]byte("one"))
+	n2.publish([]byte("two"))
+	n1.rec.await(t, 0, "n2's dataset at n1", anyBeatFrom("n2"))
+	n2.rec.await(t, 0, "n1's dataset at n2", anyBeatFrom("n1"))
+
+	mark := n1.rec.mark()
+	if err := n2.stop(); err != nil { // with the leave notice
+		t.Fatal(err)
+	}
+	e, took := n1.rec.await(t, mark, "stale n2 after its clean stop", staleOf("n2"))
+	t.Logf("n2 stale %s after its clean stop (%q)", took, e.Reason)
+	for _, silent := range n1.rec.silenceBefore(mark, "n2") {
+		if silent < testTimeout {
+			t.Errorf("n2 reported stale after %s of silence, before the %s timeout: its leave shortened the timeout", silent, testTimeout)
+		}
+	}
+
+	// Restarted at once, as by systemctl restart: a new memberlist
+	// incarnation under the same name and address.
+	mark = n1.rec.mark()
+	restarted := time.Now()
+	n2 = c.start("n2", testKey, nodes)
+	again := []byte("two, restarted")
+	n2.publish(again)
+	n1.rec.await(t, mark, "restarted n2's dataset at n1", beatFrom("n2", again))
+	n2.rec.await(t, 0, "n1's dataset at restarted n2", beatFrom("n1", []byte("one")))
+	t.Logf("beats both ways %s after n2's restart", time.Since(restarted))
+}
+
+// A restart quicker than the timeout leaves no Stale behind: the peer's
+// silence never reached the timeout.
+func TestCluster_RestartWithinTimeoutIsNeverStale(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2")
+	nodes := []string{"n1", "n2"}
+	n1 := c.start("n1", testKey, nodes)
+	n2 := c.start("n2", testKey, nodes)
+	n1.publish([]byte("one"))
+	n2.publish([]byte("two"))
+	n1.rec.await(t, 0, "n2's dataset at n1", anyBeatFrom("n2"))
+
+	mark := n1.rec.mark()
+	if err := n2.stop(); err != nil {
+		t.Fatal(err)
+	}
+	n2 = c.start("n2", testKey, nodes)
+	again := []byte("two, restarted")
+	n2.publish(again)
+	n1.rec.await(t, mark, "restarted n2's dataset at n1", beatFrom("n2", again))
+	// Whether the restart beat the timeout depends on the host; what
+	// must hold is that any Stale came after the timeout of silence.
+	for _, silent := range n1.rec.silenceBefore(mark, "n2") {
+		if silent < testTimeout {
+			t.Errorf("n2 reported stale after %s of silence, before the %s timeout", silent, testTimeout)
+		}
+	}
+	t.Logf("stale events for n2 across its restart: %d", n1.rec.count(mark, staleOf("n2")))
 }
 
 func otherThan(self, gone string) string {
