@@ -2,15 +2,29 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-ha/vigil/e2e/lab"
 )
+
+// randomSuffix is n random bytes in hex: a lab name of the test's own.
+func randomSuffix(t *testing.T, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
 
 // labTool builds vigil-lab alone into a temporary directory: with no
 // vigild beside it the nodes run none, so the test sees the lab itself.
@@ -67,9 +81,9 @@ func (r labRunner) must(args ...string) string {
 	return out
 }
 
-func (r labRunner) status() Status {
+func (r labRunner) status() lab.Status {
 	r.t.Helper()
-	var st Status
+	var st lab.Status
 	if err := json.Unmarshal([]byte(r.must("status", "--format", "json")), &st); err != nil {
 		r.t.Fatal(err)
 	}
@@ -78,7 +92,7 @@ func (r labRunner) status() Status {
 
 // pidsInNamespace lists the host's processes in the pid namespace of pid.
 func pidsInNamespace(pid int) []string {
-	ns, err := os.Readlink("/proc/" + itoa(pid) + "/ns/pid")
+	ns, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/pid")
 	if err != nil {
 		return nil
 	}
@@ -93,9 +107,9 @@ func pidsInNamespace(pid int) []string {
 }
 
 func TestLab_UpPowerCycleDown(t *testing.T) {
-	r := labRunner{t: t, tool: labTool(t), name: "vt" + randomHex(3)}
+	r := labRunner{t: t, tool: labTool(t), name: "vt" + randomSuffix(t, 3)}
 	t.Cleanup(func() {
-		if _, err := os.Stat(filepath.Join(BaseDir, r.name)); err == nil {
+		if _, err := os.Stat(filepath.Join(lab.BaseDir, r.name)); err == nil {
 			if out, code := r.run("down"); code != 0 {
 				t.Errorf("cleanup: down: exit %d\n%s", code, out)
 			}
@@ -119,6 +133,17 @@ func TestLab_UpPowerCycleDown(t *testing.T) {
 		if out := r.must("exec", n.Name, "--", "cat", "/etc/vigil/cluster.conf"); !strings.Contains(out, "[stonith#n2]") {
 			t.Errorf("%s's /etc/vigil/cluster.conf: %s", n.Name, out)
 		}
+	}
+	// The node's programs are the lab's, whatever the caller's PATH
+	// holds: a vigil-lab earlier in it must not be the one found.
+	decoy := t.TempDir()
+	if err := os.WriteFile(filepath.Join(decoy, "vigil-lab"), []byte("#!/bin/sh\necho decoy\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(r.tool, "--name", r.name, "exec", "n1", "--", "vigil-lab", "--help")
+	cmd.Env = append(os.Environ(), "PATH="+decoy+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil || strings.Contains(string(out), "decoy") {
+		t.Errorf("exec n1 -- vigil-lab ran the caller's, not the lab's (%v):\n%s", err, out)
 	}
 	n2 := st.Nodes[1]
 	r.must("exec", "n1", "--", "busybox", "ping", "-c1", "-W2", n2.Address)
@@ -156,7 +181,7 @@ func TestLab_UpPowerCycleDown(t *testing.T) {
 	t.Log(strings.TrimSpace(out))
 	for _, pid := range before {
 		if _, err := os.Stat("/proc/" + pid + "/ns"); err == nil {
-			if start, zombie, err := procStart(atoi(pid)); err == nil && !zombie && start > 0 {
+			if start, zombie, err := lab.ProcStart(atoi(pid)); err == nil && !zombie && start > 0 {
 				t.Errorf("process %s of n2 survives the power-off", pid)
 			}
 		}
@@ -181,15 +206,15 @@ func TestLab_UpPowerCycleDown(t *testing.T) {
 	}
 
 	// What down must remove, read before it runs.
-	l, err := loadLab(r.name)
+	l, err := lab.Load(r.name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	procs := []*Proc{l.Supervisor, readProc(l.initPidFile("n1")), readProc(l.initPidFile("n2")),
-		readProc(l.bmcPidFile("n1")), readProc(l.bmcPidFile("n2"))}
+	procs := []*lab.Proc{l.Supervisor, lab.ReadProc(l.InitPidFile("n1")), lab.ReadProc(l.InitPidFile("n2")),
+		lab.ReadProc(l.BMCPidFile("n1")), lab.ReadProc(l.BMCPidFile("n2"))}
 	// What a powered-off node's docker daemon leaves on the host: its
 	// containers' cgroups under the lab's parent, in every hierarchy.
-	cgroups := cgroupDirs(l.cgroupParent())
+	cgroups := lab.CgroupDirs(l.CgroupParent())
 	if len(cgroups) == 0 {
 		t.Fatal("no cgroup hierarchy mounted")
 	}
@@ -200,7 +225,7 @@ func TestLab_UpPowerCycleDown(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		for _, d := range cgroups {
-			_ = removeCgroupTree(d, time.Second)
+			_ = lab.RemoveCgroupTree(d, time.Second)
 		}
 	})
 	t.Log(r.must("down"))
@@ -210,7 +235,7 @@ func TestLab_UpPowerCycleDown(t *testing.T) {
 		}
 	}
 	for _, p := range procs {
-		if p.alive() {
+		if p.Alive() {
 			t.Errorf("process %d survives down", p.Pid)
 		}
 	}
@@ -238,8 +263,8 @@ func TestLab_UpPowerCycleDown(t *testing.T) {
 			t.Errorf("volume group %s left", vg)
 		}
 	}
-	if _, err := os.Stat(l.dir()); err == nil {
-		t.Errorf("%s left", l.dir())
+	if _, err := os.Stat(l.Dir()); err == nil {
+		t.Errorf("%s left", l.Dir())
 	}
 	if out, code := r.run("down"); code != 0 {
 		t.Errorf("second down: exit %d\n%s", code, out)

@@ -4,6 +4,7 @@
 // (ipmi_sim) that powers the node off by killing its pid namespace. Run
 // as root; `vigil-lab up`, then status, exec, poweroff/poweron, cut/heal,
 // bmc --fail (a BMC that ignores power changes), and `vigil-lab down`.
+// The lab itself is e2e/lab: this command is its flags and output.
 package main
 
 import (

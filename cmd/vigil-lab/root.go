@@ -3,15 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vigil-ha/vigil/e2e/lab"
 )
 
 func newRootCmd() *cobra.Command {
@@ -23,7 +22,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&name, "name", "lab", "lab name (1-8 lower-case letters or digits); every host-wide name derives from it")
-	lab := func() (*Lab, error) { return loadLab(name) }
+	load := func() (*lab.Lab, error) { return lab.Load(name) }
 
 	root.AddCommand(
 		newUpCmd(&name),
@@ -32,58 +31,58 @@ func newRootCmd() *cobra.Command {
 			Short: "Remove everything the lab made (safe to run twice, and after a crash)",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				return down(cmd.Context(), name, cmd.OutOrStdout())
+				return lab.Down(cmd.Context(), name, cmd.OutOrStdout())
 			},
 		},
-		newStatusCmd(lab),
-		newExecCmd(lab),
-		newPowerCmd(lab, false),
-		newPowerCmd(lab, true),
-		newCutCmd(lab),
-		newBMCCmd(lab),
+		newStatusCmd(load),
+		newExecCmd(load),
+		newPowerCmd(load, false),
+		newPowerCmd(load, true),
+		newCutCmd(load),
+		newBMCCmd(load),
 		&cobra.Command{
 			Use:   "heal NODE",
 			Short: "Restore every link of a node",
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				l, err := lab()
+				l, err := load()
 				if err != nil {
 					return err
 				}
-				return l.setCut(cmd.Context(), args[0], Cut{})
+				return l.SetCut(cmd.Context(), args[0], lab.Cut{})
 			},
 		},
 		// Hidden: the lab's own processes.
 		&cobra.Command{
 			Use: "node-init", Hidden: true, Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				l, err := lab()
+				l, err := load()
 				if err != nil {
 					return err
 				}
 				node, _ := cmd.Flags().GetString("node")
-				return runNodeInit(l, node)
+				return lab.RunNodeInit(l, node)
 			},
 		},
 		&cobra.Command{
 			Use: "supervise", Hidden: true, Args: cobra.NoArgs,
 			RunE: func(*cobra.Command, []string) error {
-				l, err := lab()
+				l, err := load()
 				if err != nil {
 					return err
 				}
-				return runSupervisor(l)
+				return lab.RunSupervisor(l)
 			},
 		},
 		&cobra.Command{
 			Use: "bmc-control", Hidden: true,
 			RunE: func(cmd *cobra.Command, args []string) error {
-				l, err := lab()
+				l, err := load()
 				if err != nil {
 					return err
 				}
 				node, _ := cmd.Flags().GetString("node")
-				return runBMCControl(cmd.Context(), l, node, args)
+				return lab.RunBMCControl(cmd.Context(), l, node, args)
 			},
 		},
 	)
@@ -96,7 +95,7 @@ func newRootCmd() *cobra.Command {
 }
 
 func newUpCmd(name *string) *cobra.Command {
-	cfg := upConfig{}
+	cfg := lab.Config{}
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Build a lab: nodes, network, shared disks, BMCs, images, services",
@@ -104,7 +103,7 @@ func newUpCmd(name *string) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Name = *name
 			t0 := time.Now()
-			_, err := up(cmd.Context(), cfg, cmd.OutOrStdout())
+			_, err := lab.Up(cmd.Context(), cfg, cmd.OutOrStdout())
 			if err != nil {
 				return fmt.Errorf("%w\n(what was made is recorded: `vigil-lab down --name %s` removes it)", err, *name)
 			}
@@ -118,12 +117,12 @@ func newUpCmd(name *string) *cobra.Command {
 	f.DurationVar(&cfg.HBTimeout, "hb-timeout", 2*time.Second, "heartbeat timeout written in cluster.conf")
 	f.BoolVar(&cfg.Images, "images", true, "build the lab images and load them into the services' data roots")
 	f.BoolVar(&cfg.Services, "services", true, "install the seed's two services in every node's /etc/vigil")
-	f.StringVar(&cfg.Stonith, "stonith", stonithIPMI, "how the nodes fence each other through the BMCs: ipmi (stonith-ipmi) or fence_agent (fence_ipmilan through stonith-fence-agent)")
+	f.StringVar(&cfg.Stonith, "stonith", lab.StonithIPMI, "how the nodes fence each other through the BMCs: ipmi (stonith-ipmi) or fence_agent (fence_ipmilan through stonith-fence-agent)")
 	f.StringVar(&cfg.SplitAction, "split-action", "", "cluster.conf's split_action: none or stop (what a partition side without quorum does with its services; unset: the daemon's default)")
 	return cmd
 }
 
-func newPowerCmd(lab func() (*Lab, error), on bool) *cobra.Command {
+func newPowerCmd(load func() (*lab.Lab, error), on bool) *cobra.Command {
 	use, short := "poweroff NODE", "Power a node off through its BMC (ipmitool): everything on it dies"
 	if on {
 		use, short = "poweron NODE", "Power a node on through its BMC (ipmitool): fresh namespaces, vigild started"
@@ -131,15 +130,15 @@ func newPowerCmd(lab func() (*Lab, error), on bool) *cobra.Command {
 	return &cobra.Command{
 		Use: use, Short: short, Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := lab()
+			l, err := load()
 			if err != nil {
 				return err
 			}
-			k, err := l.nodeIndex(args[0])
+			k, err := l.NodeIndex(args[0])
 			if err != nil {
 				return err
 			}
-			d, err := l.power(cmd.Context(), k, on)
+			d, err := l.Power(cmd.Context(), k, on)
 			if err != nil {
 				return err
 			}
@@ -147,20 +146,20 @@ func newPowerCmd(lab func() (*Lab, error), on bool) *cobra.Command {
 			if on {
 				state = "on"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s powered %s through its BMC %s in %s\n", args[0], state, l.bmcAddr(k), d.Round(time.Millisecond))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s powered %s through its BMC %s in %s\n", args[0], state, l.BMCAddr(k), d.Round(time.Millisecond))
 			return nil
 		},
 	}
 }
 
-func newCutCmd(lab func() (*Lab, error)) *cobra.Command {
+func newCutCmd(load func() (*lab.Lab, error)) *cobra.Command {
 	var link string
 	cmd := &cobra.Command{
 		Use:   "cut NODE",
 		Short: "Cut a node's links: net (its switch port down), disk (heartbeat disk unreadable in the node), all",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := lab()
+			l, err := load()
 			if err != nil {
 				return err
 			}
@@ -175,21 +174,21 @@ func newCutCmd(lab func() (*Lab, error)) *cobra.Command {
 			default:
 				return fmt.Errorf("--link %q: use net, disk or all", link)
 			}
-			return l.setCut(cmd.Context(), args[0], c)
+			return l.SetCut(cmd.Context(), args[0], c)
 		},
 	}
 	cmd.Flags().StringVar(&link, "link", "all", "net, disk or all")
 	return cmd
 }
 
-func newBMCCmd(lab func() (*Lab, error)) *cobra.Command {
+func newBMCCmd(load func() (*lab.Lab, error)) *cobra.Command {
 	var fail string
 	cmd := &cobra.Command{
 		Use:   "bmc NODE --fail on|off",
 		Short: "Make a node's BMC fail (it acknowledges power changes and ignores them: a fence is never confirmed) or work again",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := lab()
+			l, err := load()
 			if err != nil {
 				return err
 			}
@@ -198,7 +197,7 @@ func newBMCCmd(lab func() (*Lab, error)) *cobra.Command {
 			default:
 				return fmt.Errorf("--fail %q: use on or off", fail)
 			}
-			if err := l.setBMCFail(args[0], fail == "on"); err != nil {
+			if err := l.SetBMCFail(args[0], fail == "on"); err != nil {
 				return err
 			}
 			if fail == "on" {
@@ -214,35 +213,20 @@ func newBMCCmd(lab func() (*Lab, error)) *cobra.Command {
 	return cmd
 }
 
-func newExecCmd(lab func() (*Lab, error)) *cobra.Command {
+func newExecCmd(load func() (*lab.Lab, error)) *cobra.Command {
 	return &cobra.Command{
 		Use:   "exec NODE -- CMD [ARG...]",
 		Short: "Run a command in a node (its namespaces); stdio attached, exit code passed through",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := lab()
+			l, err := load()
 			if err != nil {
 				return err
 			}
-			if _, err := l.nodeIndex(args[0]); err != nil {
-				return err
-			}
-			init := l.nodeInit(args[0])
-			if init == nil {
-				return fmt.Errorf("%s is powered off: `vigil-lab poweron %s`", args[0], args[0])
-			}
-			nsenter, err := exec.LookPath("nsenter")
+			nsenter, argv, env, err := l.ExecArgv(args[0], args[1:])
 			if err != nil {
 				return err
 			}
-			argv := []string{"nsenter", "--target", fmt.Sprint(init.Pid), "--net", "--mount", "--uts", "--pid"}
-			if wd, err := os.Getwd(); err == nil {
-				argv = append(argv, "--wd="+wd)
-			}
-			argv = append(argv, "--")
-			argv = append(argv, args[1:]...)
-			env := os.Environ()
-			env = append(env, "PATH="+l.BinDir+":"+os.Getenv("PATH"))
 			// Replaces vigil-lab: stdio, signals and the exit code are the
 			// command's own.
 			return syscall.Exec(nsenter, argv, env)
@@ -250,50 +234,18 @@ func newExecCmd(lab func() (*Lab, error)) *cobra.Command {
 	}
 }
 
-// NodeStatus is one node in `vigil-lab status`.
-type NodeStatus struct {
-	Name  string `json:"name"`
-	Power string `json:"power"` // what its BMC says: on, off, unknown
-	// PowerError says why Power is unknown.
-	PowerError string `json:"power_error,omitempty"`
-	Address    string `json:"address"`
-	MAC        string `json:"mac"`
-	BMC        string `json:"bmc"`
-	InitPid    int    `json:"init_pid,omitempty"`
-	VigildPid  int    `json:"vigild_pid,omitempty"`
-	CutNet     bool   `json:"cut_net,omitempty"`
-	CutDisk    bool   `json:"cut_disk,omitempty"`
-	// BMCFail: its BMC ignores power changes (`vigil-lab bmc NODE --fail on`).
-	BMCFail bool `json:"bmc_fail,omitempty"`
-}
-
-// Status is `vigil-lab status --format json`.
-type Status struct {
-	Name     string            `json:"name"`
-	Subnet   string            `json:"subnet"`
-	Switch   string            `json:"switch_netns"`
-	Client   string            `json:"client"`
-	ClientNS string            `json:"client_netns"`
-	Services map[string]string `json:"services"`
-	Nodes    []NodeStatus      `json:"nodes"`
-	Disks    []Loop            `json:"disks"`
-	VGs      []string          `json:"vgs"`
-	HBDev    string            `json:"hb_dev"`
-	Dir      string            `json:"dir"`
-}
-
-func newStatusCmd(lab func() (*Lab, error)) *cobra.Command {
+func newStatusCmd(load func() (*lab.Lab, error)) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the lab: nodes, power (asked of the BMCs), addresses, vigild, disks",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := lab()
+			l, err := load()
 			if err != nil {
 				return err
 			}
-			st := l.status(cmd)
+			st := l.Status(cmd.Context())
 			w := cmd.OutOrStdout()
 			if format == "json" {
 				enc := json.NewEncoder(w)
@@ -344,47 +296,4 @@ func pidOr(pid int) string {
 		return "-"
 	}
 	return fmt.Sprint(pid)
-}
-
-func (l *Lab) status(cmd *cobra.Command) Status {
-	st := Status{
-		Name: l.Name, Subnet: l.Subnet, Switch: l.switchNS(), Client: l.addr(hostClient), ClientNS: l.clientNS(),
-		Services: map[string]string{"registry.opensvc.com": l.addr(hostRegistry), "busybox.opensvc.com": l.addr(hostBusybox)},
-		Disks:    l.Loops, VGs: l.VGs, HBDev: l.loopDev("hb"), Dir: l.dir(),
-	}
-	for k := 1; k <= l.Nodes; k++ {
-		node := nodeName(k)
-		power, perr := l.powerState(cmd.Context(), k)
-		n := NodeStatus{
-			Name: node, Power: power, PowerError: perr, Address: l.nodeAddr(k), MAC: l.nodeMAC(k),
-			BMC: l.bmcAddr(k), CutNet: l.Cut[node].Net, CutDisk: l.Cut[node].Disk,
-			BMCFail: fileExists(l.bmcFailFile(node)),
-		}
-		if p := l.nodeInit(node); p != nil {
-			n.InitPid = p.Pid
-			n.VigildPid = childNamed(p.Pid, "vigild")
-		}
-		st.Nodes = append(st.Nodes, n)
-	}
-	return st
-}
-
-// childNamed is the host pid of pid's child whose command is comm.
-func childNamed(pid int, comm string) int {
-	// Each thread has its own list: a Go parent forks from any of them.
-	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	var kids []string
-	for _, f := range files {
-		if b, err := os.ReadFile(f); err == nil {
-			kids = append(kids, strings.Fields(string(b))...)
-		}
-	}
-	for _, c := range kids {
-		if name, err := os.ReadFile("/proc/" + c + "/comm"); err == nil && strings.TrimSpace(string(name)) == comm {
-			var p int
-			fmt.Sscan(c, &p)
-			return p
-		}
-	}
-	return 0
 }

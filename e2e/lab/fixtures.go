@@ -1,8 +1,9 @@
-// Package lab holds the lab's fixtures: the seed's two services adapted
-// to vigil-lab, as text/template files that `vigil-lab up` fills with the
-// lab's devices, addresses and names and installs in every node's
-// /etc/vigil. Each difference from the seed is commented in the file.
 package lab
+
+// The lab's fixtures: the seed's two services adapted to the lab, as
+// text/template files that Up fills with the lab's devices, addresses and
+// names and installs in every node's /etc/vigil. Each difference from the
+// seed is commented in the file.
 
 import "embed"
 

@@ -1,9 +1,10 @@
 // Package labtest is the harness of the end-to-end suites that run in
-// vigil-lab labs (e2e/failover, e2e/ha): it finds or builds the binaries,
-// skips when the host cannot run a lab, brings a lab of its own up for a
-// test (the seed's two services up on n1 under orchestrate = ha) and tears
-// it down in the test's cleanup, and reads and drives the lab through
-// vigil-lab, the nodes' APIs and their logs. What a suite alone does with
+// labs (e2e/failover, e2e/ha): it finds or builds the binaries, skips when
+// the host cannot run a lab, brings a lab of its own up for a test through
+// e2e/lab (the seed's two services up on n1 under orchestrate = ha) and
+// tears it down in the test's cleanup, and reads and drives the lab
+// through e2e/lab, the vigil-lab command, the nodes' APIs and their logs.
+// The lab's types and layout are e2e/lab's; what a suite alone does with
 // its labs stays in its own files.
 package labtest
 
@@ -13,7 +14,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -31,12 +31,13 @@ import (
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/cluster"
 	"github.com/vigil-ha/vigil/core/status"
+	"github.com/vigil-ha/vigil/e2e/lab"
 )
 
 // The seed's services, as the lab installs them.
 const (
-	Registry = "registry.opensvc.com"
-	Busybox  = "busybox.opensvc.com"
+	Registry = lab.Registry
+	Busybox  = lab.Busybox
 	// RegistryMount is the registry's first filesystem: mounted where the
 	// service runs and nowhere else (on two nodes at once would be a
 	// split brain).
@@ -61,7 +62,7 @@ const (
 )
 
 // BaseDir is where vigil-lab keeps its labs.
-const BaseDir = "/run/vigil-lab"
+const BaseDir = lab.BaseDir
 
 // labBins are the binaries every lab runs: vigil-lab and, beside it (its
 // nodes find them there), vigild and the plugins the seed's lab uses.
@@ -200,6 +201,9 @@ type Lab struct {
 	Nodes []string // n1, n2, ...
 
 	suite *Suite
+	// lab is the lab's layout (its names, directories, addresses), as
+	// Up recorded it; Lab.State reads its current state.
+	lab *lab.Lab
 }
 
 // New builds a lab with a name of its own, torn down in the test's cleanup
@@ -219,25 +223,28 @@ func (s *Suite) New(t *testing.T, opts Options) *Lab {
 	rand.Read(b)
 	l := &Lab{T: t, Name: opts.Prefix + hex.EncodeToString(b)[:8-len(opts.Prefix)], Bin: s.BinDir(t), suite: s}
 	for k := 1; k <= opts.Nodes; k++ {
-		l.Nodes = append(l.Nodes, "n"+strconv.Itoa(k))
+		l.Nodes = append(l.Nodes, lab.NodeName(k))
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			l.keepLogs(t)
 		}
-		if out, err := l.LabCmd("down"); err != nil {
-			t.Logf("vigil-lab down: %v\n%s", err, out)
+		var out bytes.Buffer
+		if err := lab.Down(context.Background(), l.Name, &out); err != nil {
+			t.Logf("lab down: %v\n%s", err, out.String())
 		}
 	})
 	begin := time.Now()
-	args := []string{"up", "--nodes", strconv.Itoa(opts.Nodes), "--hb-interval", HBInterval.String(), "--hb-timeout", HBTimeout.String()}
-	if opts.Stonith != "" {
-		args = append(args, "--stonith", opts.Stonith)
+	var out bytes.Buffer
+	built, err := lab.Up(context.Background(), lab.Config{
+		Name: l.Name, Nodes: opts.Nodes, HBInterval: HBInterval, HBTimeout: HBTimeout,
+		Images: true, Services: true, Stonith: opts.Stonith, SplitAction: opts.SplitAction,
+		Tool: filepath.Join(l.Bin, "vigil-lab"),
+	}, &out)
+	l.lab = built // nil when nothing was made
+	if err != nil {
+		t.Fatalf("lab up: %v\n%s", err, out.String())
 	}
-	if opts.SplitAction != "" {
-		args = append(args, "--split-action", opts.SplitAction)
-	}
-	l.MustLab(args...)
 	t.Logf("lab %s (%d nodes, stonith %s) up in %s", l.Name, opts.Nodes, or(opts.Stonith, "ipmi"), time.Since(begin).Round(time.Millisecond))
 	for _, svc := range SeedServices {
 		l.WaitAvail("n1", "n1", svc, status.Up, StartTimeout)
@@ -286,6 +293,9 @@ func (l *Lab) setHA() {
 // keepLogs copies the lab's logs out of it before `down` removes them,
 // and says where to t.
 func (l *Lab) keepLogs(t *testing.T) {
+	if l.lab == nil {
+		return
+	}
 	dir, err := os.MkdirTemp("", "vigil-e2e-"+l.suite.Name+"-"+l.Name+"-")
 	if err != nil {
 		return
@@ -297,7 +307,7 @@ func (l *Lab) keepLogs(t *testing.T) {
 			}
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(BaseDir, l.Name, "supervisor.log")); err == nil {
+	if b, err := os.ReadFile(l.lab.Path("supervisor.log")); err == nil {
 		os.WriteFile(filepath.Join(dir, "supervisor.log"), b, 0o644)
 	}
 	t.Logf("the lab's logs are kept in %s", dir)
@@ -325,35 +335,29 @@ func (l *Lab) Exec(node string, args ...string) (string, error) {
 	return l.LabCmd(append([]string{"exec", node, "--"}, args...)...)
 }
 
-// Status is what the tests read of `vigil-lab status --format json`.
-type Status struct {
-	ClientNS string            `json:"client_netns"`
-	Services map[string]string `json:"services"` // service → floating address
-	Nodes    []Node            `json:"nodes"`
+// Status is the lab's status (`vigil-lab status`).
+type Status = lab.Status
+
+// Node is a node in the lab's status.
+type Node = lab.NodeStatus
+
+// State is the lab's current state (what is cut, its processes), read
+// again at each call: vigil-lab commands change it.
+func (l *Lab) State() *lab.Lab {
+	l.T.Helper()
+	cur, err := lab.Load(l.Name)
+	if err != nil {
+		l.T.Fatalf("%v", err)
+	}
+	return cur
 }
 
-// Node is what the tests read of a node in `vigil-lab status`.
-type Node struct {
-	Name      string `json:"name"`
-	Power     string `json:"power"`
-	InitPid   int    `json:"init_pid"` // 0 when the node is off
-	VigildPid int    `json:"vigild_pid"`
-	CutNet    bool   `json:"cut_net"`
-	CutDisk   bool   `json:"cut_disk"`
-}
-
-// LabStatus is the lab's `vigil-lab status`.
+// LabStatus is the lab's status, its nodes' power as their BMCs say.
 func (l *Lab) LabStatus() Status {
 	l.T.Helper()
-	out, err := exec.Command(filepath.Join(l.Bin, "vigil-lab"), "--name", l.Name, "status", "--format", "json").Output()
-	if err != nil {
-		l.T.Fatalf("vigil-lab status: %v", err)
-	}
-	var st Status
-	if err := json.Unmarshal(out, &st); err != nil {
-		l.T.Fatalf("vigil-lab status: %v\n%s", err, out)
-	}
-	return st
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return l.State().Status(ctx)
 }
 
 // LabNode returns one node of `vigil-lab status`.
@@ -369,10 +373,10 @@ func (l *Lab) LabNode(name string) Node {
 }
 
 // NodeDir is a node's directory in the lab.
-func (l *Lab) NodeDir(node string) string { return filepath.Join(BaseDir, l.Name, "nodes", node) }
+func (l *Lab) NodeDir(node string) string { return l.lab.NodeDir(node) }
 
 // LogPath is a node's vigild log.
-func (l *Lab) LogPath(node string) string { return filepath.Join(l.NodeDir(node), "vigild.log") }
+func (l *Lab) LogPath(node string) string { return l.lab.LogPath(node) }
 
 // socket is a node's API socket.
 func (l *Lab) socket(node string) string {

@@ -1,4 +1,4 @@
-package main
+package lab
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// setCut brings a node's links to the state c, and records it: a node
+// SetCut brings a node's links to the state c, and records it: a node
 // powered on later boots with the same links cut, as a pulled cable
 // stays pulled.
 //
@@ -22,8 +22,8 @@ import (
 //     node sees an empty disk: reads return nothing, writes fail, on
 //     descriptors opened before the cut too. The peers' loops are intact.
 //     The state lives in the loop device, so it outlasts a power cycle.
-func (l *Lab) setCut(ctx context.Context, node string, c Cut) error {
-	if _, err := l.nodeIndex(node); err != nil {
+func (l *Lab) SetCut(ctx context.Context, node string, c Cut) error {
+	if _, err := l.NodeIndex(node); err != nil {
 		return err
 	}
 	was := l.Cut[node]
@@ -32,14 +32,14 @@ func (l *Lab) setCut(ctx context.Context, node string, c Cut) error {
 		if c.Net {
 			state = "down"
 		}
-		if fileExists(l.nsPath(l.nodeNS(node))) {
-			if err := run(ctx, "ip", "-n", l.switchNS(), "link", "set", node, state); err != nil {
+		if fileExists(l.NSPath(l.NodeNS(node))) {
+			if err := run(ctx, "ip", "-n", l.SwitchNS(), "link", "set", node, state); err != nil {
 				return fmt.Errorf("%s: %w", node, err)
 			}
 		}
 	}
 	if c.Disk != was.Disk {
-		if err := setLoopWindow(l.loopDev("hb-"+node), l.loop("hb").File, c.Disk); err != nil {
+		if err := setLoopWindow(l.LoopDev("hb-"+node), l.loop("hb").File, c.Disk); err != nil {
 			return fmt.Errorf("%s: %w", node, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package lab
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// upConfig is what `vigil-lab up` takes.
-type upConfig struct {
+// Config is what `vigil-lab up` takes.
+type Config struct {
 	Name       string
 	Nodes      int
 	HBInterval time.Duration
@@ -26,12 +26,18 @@ type upConfig struct {
 	// SplitAction is cluster.conf's split_action: "" (the daemon's
 	// default), "none" or "stop".
 	SplitAction string
+	// Tool is the vigil-lab binary whose hidden commands run the lab's
+	// own processes (node inits, the BMCs' supervisor and power
+	// control); its directory is the lab's bin directory, where the
+	// nodes find vigild and the plugins. Empty: the running executable,
+	// which must then be vigil-lab.
+	Tool string
 }
 
 // Fencing methods `up --stonith` takes.
 const (
-	stonithIPMI       = "ipmi"
-	stonithFenceAgent = "fence_agent"
+	StonithIPMI       = "ipmi"
+	StonithFenceAgent = "fence_agent"
 )
 
 // disks are the lab's shared loop devices: a heartbeat disk and, per seed
@@ -51,25 +57,25 @@ var disks = []struct {
 	{"busybox-data", 192, true},
 }
 
-// up builds a lab. On failure it leaves what it made recorded in the
+// Up builds a lab, writing its progress to w. On failure it leaves what it made recorded in the
 // state, for `down`.
-func up(ctx context.Context, cfg upConfig, w io.Writer) (*Lab, error) {
-	if err := checkName(cfg.Name); err != nil {
+func Up(ctx context.Context, cfg Config, w io.Writer) (*Lab, error) {
+	if err := CheckName(cfg.Name); err != nil {
 		return nil, err
 	}
-	if cfg.Nodes < 1 || cfg.Nodes > maxNodes {
-		return nil, fmt.Errorf("--nodes %d: use 1 to %d", cfg.Nodes, maxNodes)
+	if cfg.Nodes < 1 || cfg.Nodes > MaxNodes {
+		return nil, fmt.Errorf("%d nodes: use 1 to %d", cfg.Nodes, MaxNodes)
 	}
 	if cfg.Stonith == "" {
-		cfg.Stonith = stonithIPMI
+		cfg.Stonith = StonithIPMI
 	}
-	if cfg.Stonith != stonithIPMI && cfg.Stonith != stonithFenceAgent {
-		return nil, fmt.Errorf("--stonith %q: use %s or %s", cfg.Stonith, stonithIPMI, stonithFenceAgent)
+	if cfg.Stonith != StonithIPMI && cfg.Stonith != StonithFenceAgent {
+		return nil, fmt.Errorf("stonith %q: use %s or %s", cfg.Stonith, StonithIPMI, StonithFenceAgent)
 	}
 	switch cfg.SplitAction {
 	case "", "none", "stop":
 	default:
-		return nil, fmt.Errorf("--split-action %q: use none or stop", cfg.SplitAction)
+		return nil, fmt.Errorf("split action %q: use none or stop", cfg.SplitAction)
 	}
 	if os.Geteuid() != 0 {
 		return nil, errors.New("vigil-lab needs root (namespaces, loop devices, mounts)")
@@ -79,20 +85,26 @@ func up(ctx context.Context, cfg upConfig, w io.Writer) (*Lab, error) {
 			return nil, fmt.Errorf("%s not found: run `make deps`", tool)
 		}
 	}
-	if cfg.Stonith == stonithFenceAgent && !fileExists("/usr/sbin/fence_ipmilan") {
+	if cfg.Stonith == StonithFenceAgent && !fileExists("/usr/sbin/fence_ipmilan") {
 		if _, err := exec.LookPath("fence_ipmilan"); err != nil {
-			return nil, errors.New("--stonith fence_agent: fence_ipmilan not found (Debian: apt-get install fence-agents)")
+			return nil, errors.New("stonith fence_agent: fence_ipmilan not found (Debian: apt-get install fence-agents)")
 		}
 	}
 	if fileExists(filepath.Join(BaseDir, cfg.Name, "state.json")) {
 		return nil, fmt.Errorf("lab %s exists: `vigil-lab down --name %s` first", cfg.Name, cfg.Name)
 	}
-	self, err := selfPath()
-	if err != nil {
-		return nil, err
+	self := cfg.Tool
+	if self == "" {
+		var err error
+		if self, err = selfPath(); err != nil {
+			return nil, err
+		}
+	}
+	if !fileExists(self) {
+		return nil, fmt.Errorf("no vigil-lab binary at %s (run make build)", self)
 	}
 	l := newLab(cfg.Name, cfg.Nodes)
-	l.BinDir = filepath.Dir(self)
+	l.BinDir, l.Tool = filepath.Dir(self), self
 	l.HBInterval, l.HBTimeout = fmtDuration(cfg.HBInterval), fmtDuration(cfg.HBTimeout)
 	l.Stonith, l.SplitAction = cfg.Stonith, cfg.SplitAction
 	if err := l.save(); err != nil {
@@ -103,7 +115,7 @@ func up(ctx context.Context, cfg upConfig, w io.Writer) (*Lab, error) {
 		fmt.Fprintf(w, "[%6.2fs] %s\n", time.Since(t0).Seconds(), fmt.Sprintf(format, a...))
 	}
 
-	step("network %s.0/24 in namespace %s", l.Subnet, l.switchNS())
+	step("network %s.0/24 in namespace %s", l.Subnet, l.SwitchNS())
 	if err := l.buildSwitch(ctx); err != nil {
 		return l, err
 	}
@@ -113,7 +125,7 @@ func up(ctx context.Context, cfg upConfig, w io.Writer) (*Lab, error) {
 	}
 	if cfg.Images {
 		for _, s := range []struct{ svc, disk string }{{"registry", "registry-docker"}, {"busybox", "busybox-data"}} {
-			step("image of %s loaded into its data root on %s", s.svc, l.loopDev(s.disk))
+			step("image of %s loaded into its data root on %s", s.svc, l.LoopDev(s.disk))
 			if err := l.loadImage(ctx, s.svc, s.disk); err != nil {
 				return l, err
 			}
@@ -135,11 +147,11 @@ func up(ctx context.Context, cfg upConfig, w io.Writer) (*Lab, error) {
 		fmt.Fprintf(w, "warning: no %s: the nodes run without vigild (build it, then power the nodes off and on)\n", filepath.Join(l.BinDir, "vigild"))
 	}
 	for k := 1; k <= l.Nodes; k++ {
-		d, err := l.power(ctx, k, true)
+		d, err := l.Power(ctx, k, true)
 		if err != nil {
 			return l, err
 		}
-		step("%s powered on through its BMC %s (%s)", nodeName(k), l.bmcAddr(k), d.Round(time.Millisecond))
+		step("%s powered on through its BMC %s (%s)", NodeName(k), l.BMCAddr(k), d.Round(time.Millisecond))
 	}
 	step("lab %s up: `vigil-lab status --name %s`", l.Name, l.Name)
 	return l, nil
@@ -158,7 +170,7 @@ func fmtDuration(d time.Duration) string {
 // namespace of its own so that the host's iptables (FORWARD DROP once
 // dockerd has run, with bridge-nf-call-iptables on) never see lab traffic.
 func (l *Lab) buildSwitch(ctx context.Context) error {
-	sw, cl := l.switchNS(), l.clientNS()
+	sw, cl := l.SwitchNS(), l.ClientNS()
 	steps := [][]string{
 		{"netns", "add", sw},
 		{"-n", sw, "link", "set", "lo", "up"},
@@ -167,7 +179,7 @@ func (l *Lab) buildSwitch(ctx context.Context) error {
 		// the client's and nodes' ARP entries for the BMCs (which live on
 		// br0) then point nowhere for seconds: ipmitool hung or failed.
 		{"-n", sw, "link", "add", "br0", "address", l.switchMAC(), "type", "bridge"},
-		{"-n", sw, "addr", "add", l.addr(hostSwitch) + "/24", "dev", "br0"},
+		{"-n", sw, "addr", "add", l.Addr(hostSwitch) + "/24", "dev", "br0"},
 		{"-n", sw, "link", "set", "br0", "up"},
 		// The image loader's dockerd bridge (never --bridge=none).
 		{"-n", sw, "link", "add", "ld0", "type", "bridge"},
@@ -176,12 +188,12 @@ func (l *Lab) buildSwitch(ctx context.Context) error {
 		{"netns", "add", cl},
 		{"-n", sw, "link", "add", "client", "type", "veth", "peer", "name", "eth0", "netns", cl},
 		{"-n", sw, "link", "set", "client", "master", "br0", "up"},
-		{"-n", cl, "addr", "add", l.addr(hostClient) + "/24", "dev", "eth0"},
+		{"-n", cl, "addr", "add", l.Addr(hostClient) + "/24", "dev", "eth0"},
 		{"-n", cl, "link", "set", "eth0", "up"},
 		{"-n", cl, "link", "set", "lo", "up"},
 	}
 	for k := 1; k <= l.Nodes; k++ {
-		steps = append(steps, []string{"-n", sw, "addr", "add", l.bmcAddr(k) + "/24", "dev", "br0"})
+		steps = append(steps, []string{"-n", sw, "addr", "add", l.BMCAddr(k) + "/24", "dev", "br0"})
 	}
 	for _, s := range steps {
 		if err := run(ctx, "ip", s...); err != nil {
@@ -194,7 +206,7 @@ func (l *Lab) buildSwitch(ctx context.Context) error {
 // buildDisks makes the loop devices, their filesystems and the services'
 // volume groups.
 func (l *Lab) buildDisks(ctx context.Context) error {
-	dir := l.path("disks")
+	dir := l.Path("disks")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -234,7 +246,7 @@ func (l *Lab) buildDisks(ctx context.Context) error {
 	// the shared device's path in the node: `cut --link disk` can then
 	// shrink one node's view to nothing, open descriptors included.
 	hb := l.loop("hb").File
-	for _, node := range l.nodeNames() {
+	for _, node := range l.NodeNames() {
 		l.Loops = append(l.Loops, Loop{Role: "hb-" + node, File: hb})
 		dev, err := output(ctx, "losetup", "--find", "--show", "--direct-io=on", hb)
 		if err != nil {
@@ -246,12 +258,12 @@ func (l *Lab) buildDisks(ctx context.Context) error {
 		}
 	}
 	for _, svc := range []string{"registry", "busybox"} {
-		vg := l.vgName(svc)
+		vg := l.VGName(svc)
 		l.VGs = append(l.VGs, vg)
 		if err := l.save(); err != nil {
 			return err
 		}
-		if err := run(ctx, "vgcreate", "-q", vg, l.loopDev(svc+"-pv")); err != nil {
+		if err := run(ctx, "vgcreate", "-q", vg, l.LoopDev(svc+"-pv")); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package lab
 
 import (
 	"context"
@@ -38,8 +38,8 @@ func randomHex(n int) string {
 
 // writeBMC writes one BMC's lan.conf, emulator commands and password.
 func (l *Lab) writeBMC(k int, self string) error {
-	node := nodeName(k)
-	dir := l.path("bmc", node)
+	node := NodeName(k)
+	dir := l.Path("bmc", node)
 	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ set_working_mc 0x20
   endlan
   chassis_control "%[5]s bmc-control --name %[2]s --node %[1]s"
 user 2 true "%[6]s" "%[7]s" admin 10 none md2 md5 straight
-`, node, l.Name, l.bmcAddr(k), randomHex(16), self, bmcUser, pass)
+`, node, l.Name, l.BMCAddr(k), randomHex(16), self, bmcUser, pass)
 	emu := "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n"
 	if err := writeFile(filepath.Join(dir, "lan.conf"), []byte(lan), 0o600); err != nil {
 		return err
@@ -69,12 +69,13 @@ user 2 true "%[6]s" "%[7]s" admin 10 none md2 md5 straight
 	return writeFile(filepath.Join(dir, "emu"), []byte(emu), 0o644)
 }
 
-func (l *Lab) bmcPidFile(node string) string { return l.path("bmc", node, "ipmi_sim.pid") }
+// BMCPidFile holds the pid and start time of node's ipmi_sim.
+func (l *Lab) BMCPidFile(node string) string { return l.Path("bmc", node, "ipmi_sim.pid") }
 
 // startSupervisor starts `vigil-lab supervise` in the switch namespace,
 // detached from the terminal, and waits for every BMC to listen.
 func (l *Lab) startSupervisor(ctx context.Context, self string) error {
-	logf, err := os.OpenFile(l.path("supervisor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(l.Path("supervisor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -83,7 +84,7 @@ func (l *Lab) startSupervisor(ctx context.Context, self string) error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := startInNetns(l.nsPath(l.switchNS()), cmd); err != nil {
+	if err := startInNetns(l.NSPath(l.SwitchNS()), cmd); err != nil {
 		return fmt.Errorf("start the lab supervisor: %w", err)
 	}
 	l.Supervisor = procOf(cmd.Process.Pid)
@@ -99,7 +100,7 @@ func (l *Lab) startSupervisor(ctx context.Context, self string) error {
 			if _, err := l.ipmi(ctx, k, "chassis", "power", "status"); err == nil {
 				break
 			} else if time.Now().After(deadline) {
-				return fmt.Errorf("BMC of %s does not answer: %w (see %s)", nodeName(k), err, l.path("supervisor.log"))
+				return fmt.Errorf("BMC of %s does not answer: %w (see %s)", NodeName(k), err, l.Path("supervisor.log"))
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -107,10 +108,10 @@ func (l *Lab) startSupervisor(ctx context.Context, self string) error {
 	return nil
 }
 
-// runSupervisor is `vigil-lab supervise`: it runs one ipmi_sim per node,
+// RunSupervisor is `vigil-lab supervise`: it runs one ipmi_sim per node,
 // restarting one that dies, and reaps whatever it adopts (node inits).
 // SIGTERM ends it with its ipmi_sims.
-func runSupervisor(l *Lab) error {
+func RunSupervisor(l *Lab) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become a subreaper: %w", err)
 	}
@@ -118,8 +119,8 @@ func runSupervisor(l *Lab) error {
 	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
 	sims := map[int]*Proc{} // by node index
 	start := func(k int) {
-		node := nodeName(k)
-		dir := l.path("bmc", node)
+		node := NodeName(k)
+		dir := l.Path("bmc", node)
 		cmd := exec.Command("ipmi_sim", "-c", filepath.Join(dir, "lan.conf"), "-f", filepath.Join(dir, "emu"), "-s", filepath.Join(dir, "state"), "-n")
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		cmd.Dir = dir
@@ -129,8 +130,8 @@ func runSupervisor(l *Lab) error {
 		}
 		p := procOf(cmd.Process.Pid)
 		sims[k] = p
-		_ = writeProc(l.bmcPidFile(node), p)
-		fmt.Printf("%s: BMC of %s: ipmi_sim pid %d on %s:623\n", time.Now().Format(time.RFC3339Nano), node, p.Pid, l.bmcAddr(k))
+		_ = writeProc(l.BMCPidFile(node), p)
+		fmt.Printf("%s: BMC of %s: ipmi_sim pid %d on %s:623\n", time.Now().Format(time.RFC3339Nano), node, p.Pid, l.BMCAddr(k))
 	}
 	for k := 1; k <= l.Nodes; k++ {
 		start(k)
@@ -142,7 +143,7 @@ func runSupervisor(l *Lab) error {
 		case <-term:
 			for k, p := range sims {
 				p.stop(2 * time.Second)
-				_ = os.Remove(l.bmcPidFile(nodeName(k)))
+				_ = os.Remove(l.BMCPidFile(NodeName(k)))
 			}
 			return nil
 		case <-tick.C:
@@ -155,7 +156,7 @@ func runSupervisor(l *Lab) error {
 			}
 			for k, p := range sims {
 				if p.Pid == pid {
-					fmt.Printf("%s: BMC of %s exited (%v): restarting it\n", time.Now().Format(time.RFC3339Nano), nodeName(k), ws)
+					fmt.Printf("%s: BMC of %s exited (%v): restarting it\n", time.Now().Format(time.RFC3339Nano), NodeName(k), ws)
 					start(k)
 				}
 			}
@@ -163,22 +164,22 @@ func runSupervisor(l *Lab) error {
 	}
 }
 
-// runBMCControl is ipmi_sim's chassis_control program for one node.
-func runBMCControl(ctx context.Context, l *Lab, node string, args []string) error {
-	k, err := l.nodeIndex(node)
+// RunBMCControl is ipmi_sim's chassis_control program for one node.
+func RunBMCControl(ctx context.Context, l *Lab, node string, args []string) error {
+	k, err := l.NodeIndex(node)
 	if err != nil {
 		return err
 	}
 	switch strings.Join(args, " ") {
 	case "get power":
-		if l.nodeInit(node) != nil {
+		if l.NodeInit(node) != nil {
 			fmt.Println("power:1")
 		} else {
 			fmt.Println("power:0")
 		}
 		return nil
 	case "set power 0", "set power 1":
-		if fileExists(l.bmcFailFile(node)) {
+		if fileExists(l.BMCFailFile(node)) {
 			// Acknowledged and ignored, as a broken BMC may: the node
 			// stays as it is, and only a power status query tells.
 			fmt.Fprintf(os.Stderr, "%s: BMC of %s failing: %q ignored\n", time.Now().Format(time.RFC3339Nano), node, strings.Join(args, " "))
@@ -193,23 +194,23 @@ func runBMCControl(ctx context.Context, l *Lab, node string, args []string) erro
 	return fmt.Errorf("bmc-control: unsupported request %q", strings.Join(args, " "))
 }
 
-// bmcFailFile is the flag `vigil-lab bmc NODE --fail on` creates: while it
+// BMCFailFile is the flag `vigil-lab bmc NODE --fail on` creates: while it
 // exists the node's BMC answers but ignores every power change, so a fence
 // through it is never confirmed (the node stays on).
-func (l *Lab) bmcFailFile(node string) string { return l.path("bmc", node, "fail") }
+func (l *Lab) BMCFailFile(node string) string { return l.Path("bmc", node, "fail") }
 
-// setBMCFail makes node's BMC fail (ignore power changes) or work again.
-func (l *Lab) setBMCFail(node string, fail bool) error {
-	if _, err := l.nodeIndex(node); err != nil {
+// SetBMCFail makes node's BMC fail (ignore power changes) or work again.
+func (l *Lab) SetBMCFail(node string, fail bool) error {
+	if _, err := l.NodeIndex(node); err != nil {
 		return err
 	}
 	if !fail {
-		if err := os.Remove(l.bmcFailFile(node)); err != nil && !os.IsNotExist(err) {
+		if err := os.Remove(l.BMCFailFile(node)); err != nil && !os.IsNotExist(err) {
 			return err
 		}
 		return nil
 	}
-	return writeFile(l.bmcFailFile(node), []byte("set power requests are ignored while this file exists\n"), 0o644)
+	return writeFile(l.BMCFailFile(node), []byte("set power requests are ignored while this file exists\n"), 0o644)
 }
 
 // ipmi runs ipmitool against node k's BMC from the client namespace, the
@@ -218,9 +219,9 @@ func (l *Lab) setBMCFail(node string, fail bool) error {
 // may drop an exchange; every request the lab makes (power status, on,
 // off) is idempotent, so a failed call is made again, up to three times.
 func (l *Lab) ipmi(ctx context.Context, k int, args ...string) (string, error) {
-	pass := l.bmcPassFile(nodeName(k))
-	full := append([]string{"--net=" + l.nsPath(l.clientNS()), "--", "ipmitool", "-I", "lanplus", "-C", "3",
-		"-H", l.bmcAddr(k), "-U", bmcUser, "-f", pass, "-N", "3", "-R", "3"}, args...)
+	pass := l.bmcPassFile(NodeName(k))
+	full := append([]string{"--net=" + l.NSPath(l.ClientNS()), "--", "ipmitool", "-I", "lanplus", "-C", "3",
+		"-H", l.BMCAddr(k), "-U", bmcUser, "-f", pass, "-N", "3", "-R", "3"}, args...)
 	var out string
 	var err error
 	for try := 1; try <= 3; try++ {
@@ -240,26 +241,26 @@ func (l *Lab) ipmi(ctx context.Context, k int, args ...string) (string, error) {
 	return strings.TrimSpace(out), err
 }
 
-// power asks node k's BMC to power it on or off and returns the time the
+// Power asks node k's BMC to power it on or off and returns the time the
 // BMC took.
-func (l *Lab) power(ctx context.Context, k int, on bool) (time.Duration, error) {
+func (l *Lab) Power(ctx context.Context, k int, on bool) (time.Duration, error) {
 	verb := "off"
 	if on {
 		verb = "on"
 	}
 	t0 := time.Now()
 	if _, err := l.ipmi(ctx, k, "chassis", "power", verb); err != nil {
-		return 0, fmt.Errorf("power %s %s through its BMC: %w", verb, nodeName(k), err)
+		return 0, fmt.Errorf("power %s %s through its BMC: %w", verb, NodeName(k), err)
 	}
-	if fileExists(l.bmcFailFile(nodeName(k))) {
-		return 0, fmt.Errorf("power %s %s: its BMC is failing and ignored the request (`vigil-lab bmc %s --fail off`)", verb, nodeName(k), nodeName(k))
+	if fileExists(l.BMCFailFile(NodeName(k))) {
+		return 0, fmt.Errorf("power %s %s: its BMC is failing and ignored the request (`vigil-lab bmc %s --fail off`)", verb, NodeName(k), NodeName(k))
 	}
 	return time.Since(t0), nil
 }
 
-// powerState asks node k's BMC: "on", "off" or "unknown", with the reason
+// PowerState asks node k's BMC: "on", "off" or "unknown", with the reason
 // when unknown.
-func (l *Lab) powerState(ctx context.Context, k int) (string, string) {
+func (l *Lab) PowerState(ctx context.Context, k int) (string, string) {
 	out, err := l.ipmi(ctx, k, "chassis", "power", "status")
 	switch {
 	case err != nil:

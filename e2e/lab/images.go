@@ -1,4 +1,4 @@
-package main
+package lab
 
 import (
 	"context"
@@ -106,8 +106,8 @@ func buildRootfs(ctx context.Context, dir string, registry bool) error {
 // a throwaway dockerd (in the switch namespace, on a bridge of its own
 // there, never --bridge=none) imports the image and is stopped by pid.
 func (l *Lab) loadImage(ctx context.Context, svc, diskRole string) error {
-	dev := l.loopDev(diskRole)
-	work := l.path("loader", svc)
+	dev := l.LoopDev(diskRole)
+	work := l.Path("loader", svc)
 	mnt := filepath.Join(work, "mnt")
 	rootfs := filepath.Join(work, "rootfs")
 	for _, d := range []string{mnt, rootfs, filepath.Join(work, "exec")} {
@@ -144,7 +144,7 @@ func (l *Lab) loadImage(ctx context.Context, svc, diskRole string) error {
 		"--containerd-namespace", "vigil-lab-"+l.Name, "--containerd-plugins-namespace", "vigil-lab-"+l.Name+"-plugins")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := startInNetns(l.nsPath(l.switchNS()), cmd); err != nil {
+	if err := startInNetns(l.NSPath(l.SwitchNS()), cmd); err != nil {
 		return fmt.Errorf("start the image loader's dockerd: %w", err)
 	}
 	l.Loader = procOf(cmd.Process.Pid)

@@ -1,4 +1,4 @@
-package main
+package lab
 
 import (
 	"bytes"
@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"text/template"
-
-	"github.com/vigil-ha/vigil/e2e/lab"
 )
 
 // clusterConf is every node's /etc/vigil/cluster.conf: a network and a disk
@@ -19,7 +17,7 @@ func (l *Lab) clusterConf() string {
 	var b strings.Builder
 	addrs := make([]string, l.Nodes)
 	for k := 1; k <= l.Nodes; k++ {
-		addrs[k-1] = nodeName(k) + "=" + l.nodeAddr(k)
+		addrs[k-1] = NodeName(k) + "=" + l.NodeAddr(k)
 	}
 	split := ""
 	if l.SplitAction != "" {
@@ -44,9 +42,9 @@ type = disk
 dev = %[6]s
 interval = %[4]s
 timeout = %[5]s
-`, l.Name, strings.Join(l.nodeNames(), " "), strings.Join(addrs, " "), l.HBInterval, l.HBTimeout, l.loopDev("hb"), split)
+`, l.Name, strings.Join(l.NodeNames(), " "), strings.Join(addrs, " "), l.HBInterval, l.HBTimeout, l.LoopDev("hb"), split)
 	for k := 1; k <= l.Nodes; k++ {
-		if l.Stonith == stonithFenceAgent {
+		if l.Stonith == StonithFenceAgent {
 			// fence_ipmilan's own option names, given on its stdin; the
 			// password stays in the file.
 			fmt.Fprintf(&b, `
@@ -56,7 +54,7 @@ agent = fence_ipmilan
 options = ip=%[2]s ipport=623 username=%[3]s lanplus=1 cipher=3
 password_file = /etc/vigil/bmc-%[1]s.pass
 timeout = 30s
-`, nodeName(k), l.bmcAddr(k), bmcUser)
+`, NodeName(k), l.BMCAddr(k), bmcUser)
 			continue
 		}
 		fmt.Fprintf(&b, `
@@ -67,7 +65,7 @@ port = 623
 user = %[3]s
 password_file = /etc/vigil/bmc-%[1]s.pass
 cipher = 3
-`, nodeName(k), l.bmcAddr(k), bmcUser)
+`, NodeName(k), l.BMCAddr(k), bmcUser)
 	}
 	return b.String()
 }
@@ -78,44 +76,44 @@ func (l *Lab) hostsFile() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 	for k := 1; k <= l.Nodes; k++ {
-		fmt.Fprintf(&b, "%s\t%s\n", l.nodeAddr(k), nodeName(k))
+		fmt.Fprintf(&b, "%s\t%s\n", l.NodeAddr(k), NodeName(k))
 	}
 	for k := 1; k <= l.Nodes; k++ {
-		fmt.Fprintf(&b, "%s\t%s-bmc\n", l.bmcAddr(k), nodeName(k))
+		fmt.Fprintf(&b, "%s\t%s-bmc\n", l.BMCAddr(k), NodeName(k))
 	}
 	fmt.Fprintf(&b, "%s\tregistry.opensvc.com\n%s\tbusybox.opensvc.com\n%s\tclient\n",
-		l.addr(hostRegistry), l.addr(hostBusybox), l.addr(hostClient))
+		l.Addr(hostRegistry), l.Addr(hostBusybox), l.Addr(hostClient))
 	return b.String()
 }
 
-func (l *Lab) fixtureVars() lab.Vars {
-	return lab.Vars{
+func (l *Lab) fixtureVars() Vars {
+	return Vars{
 		Lab:               l.Name,
-		Nodes:             strings.Join(l.nodeNames(), " "),
-		RegistryAddr:      l.addr(hostRegistry),
-		BusyboxAddr:       l.addr(hostBusybox),
+		Nodes:             strings.Join(l.NodeNames(), " "),
+		RegistryAddr:      l.Addr(hostRegistry),
+		BusyboxAddr:       l.Addr(hostBusybox),
 		RegistryBridge:    serviceBridges[0].name,
 		BusyboxBridge:     serviceBridges[1].name,
-		RegistryVG:        l.vgName("registry"),
-		BusyboxVG:         l.vgName("busybox"),
-		CgroupParent:      l.cgroupParent(),
-		RegistryRootDev:   l.loopDev("registry-root"),
-		RegistryDockerDev: l.loopDev("registry-docker"),
-		RegistryDataDev:   l.loopDev("registry-data"),
-		BusyboxRootDev:    l.loopDev("busybox-root"),
-		BusyboxDataDev:    l.loopDev("busybox-data"),
+		RegistryVG:        l.VGName("registry"),
+		BusyboxVG:         l.VGName("busybox"),
+		CgroupParent:      l.CgroupParent(),
+		RegistryRootDev:   l.LoopDev("registry-root"),
+		RegistryDockerDev: l.LoopDev("registry-docker"),
+		RegistryDataDev:   l.LoopDev("registry-data"),
+		BusyboxRootDev:    l.LoopDev("busybox-root"),
+		BusyboxDataDev:    l.LoopDev("busybox-data"),
 	}
 }
 
 // renderServices fills the fixture templates: NAME.env → content.
-func renderServices(vars lab.Vars) (map[string][]byte, error) {
-	names, err := fs.Glob(lab.Services, "*.env")
+func renderServices(vars Vars) (map[string][]byte, error) {
+	names, err := fs.Glob(Services, "*.env")
 	if err != nil {
 		return nil, err
 	}
 	out := map[string][]byte{}
 	for _, name := range names {
-		t, err := template.New(name).Option("missingkey=error").ParseFS(lab.Services, name)
+		t, err := template.New(name).Option("missingkey=error").ParseFS(Services, name)
 		if err != nil {
 			return nil, fmt.Errorf("fixture %s: %w", name, err)
 		}
@@ -140,11 +138,11 @@ func (l *Lab) writeNodeFiles(services bool) error {
 			return err
 		}
 	}
-	if err := writeFile(l.path("hosts"), []byte(l.hostsFile()), 0o644); err != nil {
+	if err := writeFile(l.Path("hosts"), []byte(l.hostsFile()), 0o644); err != nil {
 		return err
 	}
-	for _, node := range l.nodeNames() {
-		dir := l.nodeDir(node)
+	for _, node := range l.NodeNames() {
+		dir := l.NodeDir(node)
 		for _, d := range []string{"etc", "lib", "run"} {
 			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 				return err
@@ -152,7 +150,7 @@ func (l *Lab) writeNodeFiles(services bool) error {
 		}
 		etc := filepath.Join(dir, "etc")
 		files := map[string][]byte{"cluster.conf": []byte(conf), "cluster.secret": []byte(secret + "\n")}
-		for _, peer := range l.nodeNames() {
+		for _, peer := range l.NodeNames() {
 			pass, err := os.ReadFile(l.bmcPassFile(peer))
 			if err != nil {
 				return err

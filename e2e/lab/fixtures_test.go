@@ -1,4 +1,4 @@
-package main
+package lab
 
 import (
 	"bytes"
@@ -104,7 +104,7 @@ func TestClusterConf_ParsesAndNamesEveryNode(t *testing.T) {
 		t.Fatalf("sections %v, want %v", got, want)
 	}
 	conf := l.clusterConf()
-	for _, s := range []string{"addrs = n1=" + l.nodeAddr(1) + " n2=" + l.nodeAddr(2), "dev = /dev/loop40", "host = " + l.bmcAddr(2), "cipher = 3", "password_file = /etc/vigil/bmc-n1.pass"} {
+	for _, s := range []string{"addrs = n1=" + l.NodeAddr(1) + " n2=" + l.NodeAddr(2), "dev = /dev/loop40", "host = " + l.BMCAddr(2), "cipher = 3", "password_file = /etc/vigil/bmc-n1.pass"} {
 		if !strings.Contains(conf, s) {
 			t.Errorf("cluster.conf lacks %q:\n%s", s, conf)
 		}
@@ -121,20 +121,20 @@ func TestClusterConf_StonithMethodAndSplitAction(t *testing.T) {
 	}{
 		{
 			name: "ipmi by default", stonith: "",
-			want:    []string{"type = ipmi", "host = " + fixtureLab().bmcAddr(1)},
+			want:    []string{"type = ipmi", "host = " + fixtureLab().BMCAddr(1)},
 			wantNot: []string{"fence_agent", "split_action"},
 		},
 		{
-			name: "fence_ipmilan through the fence agent plugin", stonith: stonithFenceAgent,
+			name: "fence_ipmilan through the fence agent plugin", stonith: StonithFenceAgent,
 			want: []string{
 				"type = fence_agent", "agent = fence_ipmilan",
-				"options = ip=" + fixtureLab().bmcAddr(2) + " ipport=623 username=admin lanplus=1 cipher=3",
+				"options = ip=" + fixtureLab().BMCAddr(2) + " ipport=623 username=admin lanplus=1 cipher=3",
 				"password_file = /etc/vigil/bmc-n2.pass", "timeout = 30s",
 			},
 			wantNot: []string{"type = ipmi"},
 		},
 		{
-			name: "split_action in [cluster]", stonith: stonithIPMI, splitAction: "stop",
+			name: "split_action in [cluster]", stonith: StonithIPMI, splitAction: "stop",
 			want: []string{"split_action = stop"},
 		},
 	} {

@@ -1,4 +1,4 @@
-package main
+package lab
 
 import (
 	"bufio"
@@ -16,16 +16,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// down removes everything a lab made, from its state and from the names
+// Down removes everything a lab made, from its state and from the names
 // derived from the lab's name, so that it also cleans up after a crash of
 // `up` (even one before the state had a node count). It kills only the
 // processes recorded (pid and start time), never by name. Safe to run
 // twice: a lab with nothing left is not an error.
-func down(ctx context.Context, name string, w io.Writer) error {
-	if err := checkName(name); err != nil {
+func Down(ctx context.Context, name string, w io.Writer) error {
+	if err := CheckName(name); err != nil {
 		return err
 	}
-	l, err := loadLab(name)
+	l, err := Load(name)
 	if errors.Is(err, ErrNoLab) {
 		l = newLab(name, 0)
 	} else if err != nil {
@@ -41,19 +41,19 @@ func down(ctx context.Context, name string, w io.Writer) error {
 	}
 
 	// Nodes: every nK directory, whatever the state says.
-	nodes, _ := filepath.Glob(l.path("nodes", "n*"))
+	nodes, _ := filepath.Glob(l.Path("nodes", "n*"))
 	for _, dir := range nodes {
 		node := filepath.Base(dir)
-		if p := readProc(l.initPidFile(node)); p != nil && !p.kill(syscall.SIGKILL, 10*time.Second) {
+		if p := ReadProc(l.InitPidFile(node)); p != nil && !p.kill(syscall.SIGKILL, 10*time.Second) {
 			warn("%s: init %d survives SIGKILL", node, p.Pid)
 		}
 	}
 	if !l.Supervisor.stop(5 * time.Second) {
 		warn("supervisor %d survives", l.Supervisor.Pid)
 	}
-	bmcs, _ := filepath.Glob(l.path("bmc", "n*", "ipmi_sim.pid"))
+	bmcs, _ := filepath.Glob(l.Path("bmc", "n*", "ipmi_sim.pid"))
 	for _, f := range bmcs {
-		if p := readProc(f); p != nil && !p.stop(2*time.Second) {
+		if p := ReadProc(f); p != nil && !p.stop(2*time.Second) {
 			warn("ipmi_sim %d survives", p.Pid)
 		}
 	}
@@ -62,7 +62,7 @@ func down(ctx context.Context, name string, w io.Writer) error {
 	}
 
 	// Mounts under the lab directory (the image loader's).
-	for _, m := range mountsUnder(l.dir()) {
+	for _, m := range mountsUnder(l.Dir()) {
 		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil {
 			warn("unmount %s: %v", m, err)
 		}
@@ -84,15 +84,15 @@ func down(ctx context.Context, name string, w io.Writer) error {
 
 	// The containers' cgroups: their processes died with the nodes, but
 	// nobody removed the directories.
-	for _, dir := range cgroupDirs(l.cgroupParent()) {
-		if err := removeCgroupTree(dir, 5*time.Second); err != nil {
+	for _, dir := range CgroupDirs(l.CgroupParent()) {
+		if err := RemoveCgroupTree(dir, 5*time.Second); err != nil {
 			warn("%v", err)
 		}
 	}
 
 	// Volume groups, then the loop devices (ours: backed by our files).
 	for _, svc := range []string{"registry", "busybox"} {
-		vg := l.vgName(svc)
+		vg := l.VGName(svc)
 		if run(ctx, "vgs", vg) != nil {
 			continue
 		}
@@ -100,7 +100,7 @@ func down(ctx context.Context, name string, w io.Writer) error {
 			warn("%v", err)
 		}
 	}
-	files, _ := filepath.Glob(l.path("disks", "*.img"))
+	files, _ := filepath.Glob(l.Path("disks", "*.img"))
 	for _, f := range files {
 		for _, dev := range loopsOf(ctx, f) {
 			_ = run(ctx, "pvremove", "-q", "-ff", "-y", dev)
@@ -109,8 +109,8 @@ func down(ctx context.Context, name string, w io.Writer) error {
 			}
 		}
 	}
-	if err := os.RemoveAll(l.dir()); err != nil {
-		warn("remove %s: %v", l.dir(), err)
+	if err := os.RemoveAll(l.Dir()); err != nil {
+		warn("remove %s: %v", l.Dir(), err)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("lab %s: %d thing(s) left behind (see the warnings)", name, len(problems))
@@ -119,9 +119,9 @@ func down(ctx context.Context, name string, w io.Writer) error {
 	return nil
 }
 
-// cgroupDirs lists where cgroup path stands in every cgroup hierarchy
+// CgroupDirs lists where cgroup path stands in every cgroup hierarchy
 // mounted on the host (cgroup v1 has one per controller, v2 one).
-func cgroupDirs(path string) []string {
+func CgroupDirs(path string) []string {
 	ms, _ := mountinfo()
 	var dirs []string
 	for _, m := range ms {
@@ -135,10 +135,10 @@ func cgroupDirs(path string) []string {
 	return dirs
 }
 
-// removeCgroupTree removes the cgroup directory dir and those below it,
+// RemoveCgroupTree removes the cgroup directory dir and those below it,
 // deepest first. A cgroup whose last process has just died may stay busy
 // a moment, so it tries again until timeout.
-func removeCgroupTree(dir string, timeout time.Duration) error {
+func RemoveCgroupTree(dir string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		var subdirs []string

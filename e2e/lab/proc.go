@@ -1,4 +1,4 @@
-package main
+package lab
 
 import (
 	"bytes"
@@ -15,9 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// procStart is a process's start time in clock ticks since boot (field 22
+// ProcStart is a process's start time in clock ticks since boot (field 22
 // of /proc/PID/stat), and whether it is a zombie.
-func procStart(pid int) (start uint64, zombie bool, err error) {
+func ProcStart(pid int) (start uint64, zombie bool, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, false, err
@@ -37,34 +37,34 @@ func procStart(pid int) (start uint64, zombie bool, err error) {
 
 // procOf records a running process.
 func procOf(pid int) *Proc {
-	start, _, _ := procStart(pid)
+	start, _, _ := ProcStart(pid)
 	return &Proc{Pid: pid, Start: start}
 }
 
-// alive says whether p still runs (a zombie does not).
-func (p *Proc) alive() bool {
+// Alive says whether p still runs (a zombie does not).
+func (p *Proc) Alive() bool {
 	if p == nil || p.Pid <= 0 {
 		return false
 	}
-	start, zombie, err := procStart(p.Pid)
+	start, zombie, err := ProcStart(p.Pid)
 	return err == nil && !zombie && start == p.Start
 }
 
 // kill sends sig to p if it is still the process recorded, then waits up
 // to wait for it to end.
 func (p *Proc) kill(sig syscall.Signal, wait time.Duration) bool {
-	if !p.alive() {
+	if !p.Alive() {
 		return true
 	}
 	_ = syscall.Kill(p.Pid, sig)
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
-		if !p.alive() {
+		if !p.Alive() {
 			return true
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return !p.alive()
+	return !p.Alive()
 }
 
 // stop ends p: SIGTERM, then SIGKILL.
@@ -75,8 +75,8 @@ func (p *Proc) stop(grace time.Duration) bool {
 	return p.kill(syscall.SIGKILL, 5*time.Second)
 }
 
-// readProc reads a pid file written by writeProc.
-func readProc(path string) *Proc {
+// ReadProc reads a pid file written by writeProc.
+func ReadProc(path string) *Proc {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil
@@ -100,6 +100,8 @@ func run(ctx context.Context, name string, args ...string) error {
 
 func output(ctx context.Context, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
+	// LVM complains about every inherited descriptor otherwise.
+	cmd.Env = append(os.Environ(), "LVM_SUPPRESS_FD_WARNINGS=1")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

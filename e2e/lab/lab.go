@@ -1,4 +1,16 @@
-package main
+// Package lab owns the vigil-lab lab: N cluster nodes on this host, each
+// a set of namespaces with its own hostname, address, /etc/vigil and
+// vigild, shared loop-device disks, and a simulated BMC (ipmi_sim) that
+// powers its node off by killing the node's pid namespace. It builds (Up)
+// and removes (Down) a lab, lays out its names and addresses, powers nodes
+// through their BMCs, cuts and heals their links, fails BMCs, runs
+// commands in nodes and reports the lab's status; Chaos runs randomized
+// faults against a lab and checks that the services stay safe. The
+// vigil-lab command is flags and output over it; the end-to-end harnesses
+// (e2e/labtest) read and drive labs through it. The processes a lab runs
+// for itself (node inits, the BMC supervisor and its power control) are
+// hidden commands of the vigil-lab binary, Lab.Tool.
+package lab
 
 import (
 	"encoding/json"
@@ -22,9 +34,9 @@ var ErrNoLab = errors.New("no such lab")
 
 var labNameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,7}$`)
 
-// checkName keeps lab names short: every host-global name (network
+// CheckName keeps lab names short: every host-global name (network
 // namespaces, volume groups, containerd namespaces) is derived from it.
-func checkName(name string) error {
+func CheckName(name string) error {
 	if !labNameRE.MatchString(name) {
 		return fmt.Errorf("lab name %q: use 1 to 8 lower-case letters or digits, starting with a letter", name)
 	}
@@ -40,7 +52,7 @@ const (
 	hostBMCBase  = 100 // nK's BMC is .100+K
 	hostClient   = 200
 	hostSwitch   = 254 // the bridge's own address in the switch namespace
-	maxNodes     = 9
+	MaxNodes     = 9
 )
 
 // Lab is the persistent description of one lab, saved as state.json in
@@ -51,6 +63,9 @@ type Lab struct {
 	Nodes  int    `json:"nodes"`
 	Subnet string `json:"subnet"` // first three octets, e.g. "10.217.34"
 	BinDir string `json:"bin_dir"`
+	// Tool is the vigil-lab binary that runs the lab's own processes
+	// (see Config.Tool); empty in labs built before it was recorded.
+	Tool string `json:"tool,omitempty"`
 
 	HBInterval string `json:"hb_interval"`
 	HBTimeout  string `json:"hb_timeout"`
@@ -101,53 +116,83 @@ func newLab(name string, nodes int) *Lab {
 	}
 }
 
-func (l *Lab) dir() string { return filepath.Join(BaseDir, l.Name) }
-func (l *Lab) path(elem ...string) string {
-	return filepath.Join(append([]string{l.dir()}, elem...)...)
+// The lab's layout: its directory on the host, its addresses (a /24 of
+// its own) and its namespaces' names, all derived from the lab's name.
+
+// Dir is the lab's directory (state, disks, node directories, BMC files).
+func (l *Lab) Dir() string { return filepath.Join(BaseDir, l.Name) }
+
+// Path is a file in the lab's directory.
+func (l *Lab) Path(elem ...string) string {
+	return filepath.Join(append([]string{l.Dir()}, elem...)...)
 }
-func (l *Lab) nodeDir(node string) string { return l.path("nodes", node) }
-func (l *Lab) addr(host int) string       { return l.Subnet + "." + strconv.Itoa(host) }
-func (l *Lab) nodeAddr(k int) string      { return l.addr(k) }
-func (l *Lab) bmcAddr(k int) string       { return l.addr(hostBMCBase + k) }
-func (l *Lab) switchNS() string           { return l.Name + "-sw" }
-func (l *Lab) clientNS() string           { return l.Name + "-client" }
-func (l *Lab) nodeNS(node string) string  { return l.Name + "-" + node }
-func (l *Lab) nsPath(ns string) string    { return filepath.Join("/run/netns", ns) }
+
+// NodeDir is a node's directory: its etc, lib and run (bound on
+// /etc/vigil, /var/lib/vigil, /run/vigil in the node) and its logs.
+func (l *Lab) NodeDir(node string) string { return l.Path("nodes", node) }
+
+// LogPath is a node's vigild log (it outlives the node's power-off).
+func (l *Lab) LogPath(node string) string { return filepath.Join(l.NodeDir(node), "vigild.log") }
+
+// Addr is host number host of the lab's /24.
+func (l *Lab) Addr(host int) string { return l.Subnet + "." + strconv.Itoa(host) }
+
+// NodeAddr is node k's address; BMCAddr its BMC's.
+func (l *Lab) NodeAddr(k int) string { return l.Addr(k) }
+func (l *Lab) BMCAddr(k int) string  { return l.Addr(hostBMCBase + k) }
+
+// RegistryAddr, BusyboxAddr and ClientAddr are the seed services'
+// floating addresses and the client namespace's address.
+func (l *Lab) RegistryAddr() string { return l.Addr(hostRegistry) }
+func (l *Lab) BusyboxAddr() string  { return l.Addr(hostBusybox) }
+func (l *Lab) ClientAddr() string   { return l.Addr(hostClient) }
+
+// SwitchNS, ClientNS and NodeNS name the lab's network namespaces: the
+// switch (its bridge and the BMCs), the client, and a node's.
+func (l *Lab) SwitchNS() string          { return l.Name + "-sw" }
+func (l *Lab) ClientNS() string          { return l.Name + "-client" }
+func (l *Lab) NodeNS(node string) string { return l.Name + "-" + node }
+
+// NSPath is where a named network namespace is pinned.
+func (l *Lab) NSPath(ns string) string { return filepath.Join("/run/netns", ns) }
+
 func (l *Lab) bmcPassFile(node string) string {
-	return l.path("bmc", node+".pass")
+	return l.Path("bmc", node+".pass")
 }
 
-// vgName is a service's volume group: VG names are global on the host,
+// VGName is a service's volume group: VG names are global on the host,
 // so each lab has its own.
-func (l *Lab) vgName(svc string) string { return "vg" + svc + "-" + l.Name }
+func (l *Lab) VGName(svc string) string { return "vg" + svc + "-" + l.Name }
 
-// cgroupParent is the cgroup, in every hierarchy, that the lab's
+// CgroupParent is the cgroup, in every hierarchy, that the lab's
 // containers go under (docker's --cgroup-parent): the host's, since nodes
 // share its cgroup namespace.
-func (l *Lab) cgroupParent() string { return "/vigil-lab-" + l.Name }
+func (l *Lab) CgroupParent() string { return "/vigil-lab-" + l.Name }
 
-func nodeName(k int) string { return "n" + strconv.Itoa(k) }
+// NodeName is node k's name: n1, n2, …
+func NodeName(k int) string { return "n" + strconv.Itoa(k) }
 
-func (l *Lab) nodeNames() []string {
+// NodeNames are the lab's nodes: n1 … nN.
+func (l *Lab) NodeNames() []string {
 	names := make([]string, l.Nodes)
 	for k := 1; k <= l.Nodes; k++ {
-		names[k-1] = nodeName(k)
+		names[k-1] = NodeName(k)
 	}
 	return names
 }
 
-// nodeIndex turns "n2" into 2, checking the node exists.
-func (l *Lab) nodeIndex(node string) (int, error) {
+// NodeIndex turns "n2" into 2, checking the node exists.
+func (l *Lab) NodeIndex(node string) (int, error) {
 	k, err := strconv.Atoi(strings.TrimPrefix(node, "n"))
 	if err != nil || !strings.HasPrefix(node, "n") || k < 1 || k > l.Nodes {
-		return 0, fmt.Errorf("no node %q in lab %s: nodes are %s", node, l.Name, strings.Join(l.nodeNames(), " "))
+		return 0, fmt.Errorf("no node %q in lab %s: nodes are %s", node, l.Name, strings.Join(l.NodeNames(), " "))
 	}
 	return k, nil
 }
 
-// nodeMAC is fixed per node, as a real NIC's: after a power cycle the
+// NodeMAC is fixed per node, as a real NIC's: after a power cycle the
 // peers' ARP caches are still right.
-func (l *Lab) nodeMAC(k int) string { return l.mac(0, byte(k)) }
+func (l *Lab) NodeMAC(k int) string { return l.mac(0, byte(k)) }
 
 // switchMAC is br0's address, beside the nodes' (02:…:00:K).
 func (l *Lab) switchMAC() string { return l.mac(0xfe, 0) }
@@ -170,7 +215,8 @@ func (l *Lab) loop(role string) *Loop {
 	return nil
 }
 
-func (l *Lab) loopDev(role string) string {
+// LoopDev is the loop device of a disk role (hb, registry-root, …).
+func (l *Lab) LoopDev(role string) string {
 	if lp := l.loop(role); lp != nil {
 		return lp.Dev
 	}
@@ -183,19 +229,19 @@ func (l *Lab) save() error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(l.dir(), 0o700); err != nil {
+	if err := os.MkdirAll(l.Dir(), 0o700); err != nil {
 		return fmt.Errorf("create the lab directory: %w", err)
 	}
-	tmp := l.path("state.json.tmp")
+	tmp := l.Path("state.json.tmp")
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write the lab state: %w", err)
 	}
-	return os.Rename(tmp, l.path("state.json"))
+	return os.Rename(tmp, l.Path("state.json"))
 }
 
-// loadLab reads a lab's state.json.
-func loadLab(name string) (*Lab, error) {
-	if err := checkName(name); err != nil {
+// Load reads a lab's state.json.
+func Load(name string) (*Lab, error) {
+	if err := CheckName(name); err != nil {
 		return nil, err
 	}
 	b, err := os.ReadFile(filepath.Join(BaseDir, name, "state.json"))

@@ -1,4 +1,4 @@
-package main
+package lab
 
 import (
 	"context"
@@ -32,12 +32,13 @@ var serviceBridges = []struct{ name, cidr string }{
 	{"vlbb0", "172.30.2.1/24"},
 }
 
-func (l *Lab) initPidFile(node string) string { return filepath.Join(l.nodeDir(node), "init.pid") }
+// InitPidFile holds the pid and start time of node's init while it is on.
+func (l *Lab) InitPidFile(node string) string { return filepath.Join(l.NodeDir(node), "init.pid") }
 
-// nodeInit is the node's running init, or nil when the node is off.
-func (l *Lab) nodeInit(node string) *Proc {
-	p := readProc(l.initPidFile(node))
-	if !p.alive() {
+// NodeInit is the node's running init, or nil when the node is off.
+func (l *Lab) NodeInit(node string) *Proc {
+	p := ReadProc(l.InitPidFile(node))
+	if !p.Alive() {
 		return nil
 	}
 	return p
@@ -46,19 +47,19 @@ func (l *Lab) nodeInit(node string) *Proc {
 // bootNode powers a node on: fresh network namespace and veth, then the
 // init. It returns at once; the init starts vigild by itself.
 func (l *Lab) bootNode(ctx context.Context, k int) error {
-	node := nodeName(k)
-	if l.nodeInit(node) != nil {
+	node := NodeName(k)
+	if l.NodeInit(node) != nil {
 		return nil
 	}
-	ns := l.nodeNS(node)
-	sw := l.switchNS()
+	ns := l.NodeNS(node)
+	sw := l.SwitchNS()
 	_ = run(ctx, "ip", "-n", sw, "link", "del", node)
 	_ = run(ctx, "ip", "netns", "del", ns)
 	steps := [][]string{
 		{"netns", "add", ns},
-		{"-n", sw, "link", "add", node, "type", "veth", "peer", "name", "eth0", "address", l.nodeMAC(k), "netns", ns},
+		{"-n", sw, "link", "add", node, "type", "veth", "peer", "name", "eth0", "address", l.NodeMAC(k), "netns", ns},
 		{"-n", sw, "link", "set", node, "master", "br0"},
-		{"-n", ns, "addr", "add", l.nodeAddr(k) + "/24", "dev", "eth0"},
+		{"-n", ns, "addr", "add", l.NodeAddr(k) + "/24", "dev", "eth0"},
 		{"-n", ns, "link", "set", "eth0", "up"},
 		{"-n", ns, "link", "set", "lo", "up"},
 	}
@@ -70,11 +71,11 @@ func (l *Lab) bootNode(ctx context.Context, k int) error {
 			return fmt.Errorf("power on %s: %w", node, err)
 		}
 	}
-	self, err := selfPath()
+	self, err := l.tool()
 	if err != nil {
 		return err
 	}
-	console, err := os.OpenFile(filepath.Join(l.nodeDir(node), "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	console, err := os.OpenFile(filepath.Join(l.NodeDir(node), "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("power on %s: %w", node, err)
 	}
@@ -87,29 +88,29 @@ func (l *Lab) bootNode(ctx context.Context, k int) error {
 		Setsid:     true,
 		Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS,
 	}
-	if err := startInNetns(l.nsPath(ns), cmd); err != nil {
+	if err := startInNetns(l.NSPath(ns), cmd); err != nil {
 		return fmt.Errorf("power on %s: start its init: %w", node, err)
 	}
 	// Not waited for: the lab supervisor, a subreaper above whoever
 	// powered the node on, reaps it when it dies.
-	return writeProc(l.initPidFile(node), procOf(cmd.Process.Pid))
+	return writeProc(l.InitPidFile(node), procOf(cmd.Process.Pid))
 }
 
 // haltNode powers a node off: SIGKILL to its init, then its network
 // namespace removed. It returns when the node's processes are gone and
 // its address no longer answers.
 func (l *Lab) haltNode(ctx context.Context, k int) error {
-	node := nodeName(k)
-	if p := readProc(l.initPidFile(node)); p != nil {
+	node := NodeName(k)
+	if p := ReadProc(l.InitPidFile(node)); p != nil {
 		if !p.kill(syscall.SIGKILL, 10*time.Second) {
 			return fmt.Errorf("power off %s: init %d still runs 10s after SIGKILL", node, p.Pid)
 		}
 	}
-	_ = os.Remove(l.initPidFile(node))
+	_ = os.Remove(l.InitPidFile(node))
 	// Deleting the switch side removes eth0 with it at once; the
 	// namespace itself is freed by the kernel in the background.
-	_ = run(ctx, "ip", "-n", l.switchNS(), "link", "del", node)
-	if err := run(ctx, "ip", "netns", "del", l.nodeNS(node)); err != nil && fileExists(l.nsPath(l.nodeNS(node))) {
+	_ = run(ctx, "ip", "-n", l.SwitchNS(), "link", "del", node)
+	if err := run(ctx, "ip", "netns", "del", l.NodeNS(node)); err != nil && fileExists(l.NSPath(l.NodeNS(node))) {
 		return fmt.Errorf("power off %s: %w", node, err)
 	}
 	return nil
@@ -120,6 +121,14 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
+// tool is the vigil-lab binary that runs the lab's processes.
+func (l *Lab) tool() (string, error) {
+	if l.Tool != "" {
+		return l.Tool, nil
+	}
+	return selfPath()
+}
+
 func selfPath() (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -128,12 +137,12 @@ func selfPath() (string, error) {
 	return filepath.EvalSymlinks(exe)
 }
 
-// nodeInit runs as pid 1 of a node: it makes the node's mount namespace
+// RunNodeInit runs as pid 1 of a node (`vigil-lab node-init`): it makes the node's mount namespace
 // its own, sets the hostname, mounts the node's directories on the usual
 // paths, starts vigild (restarting it when it dies, as a service manager
 // would) and reaps orphans until it is killed.
-func runNodeInit(l *Lab, node string) error {
-	k, err := l.nodeIndex(node)
+func RunNodeInit(l *Lab, node string) error {
+	k, err := l.NodeIndex(node)
 	if err != nil {
 		return err
 	}
@@ -155,7 +164,7 @@ func runNodeInit(l *Lab, node string) error {
 	if err := unix.Sethostname([]byte(node)); err != nil {
 		return fmt.Errorf("set the hostname: %w", err)
 	}
-	dir := l.nodeDir(node)
+	dir := l.NodeDir(node)
 	// /run is a tmpfs on a real host: a node boots with it empty. Stale
 	// pid files and sockets of a killed docker daemon (or its containerd)
 	// would otherwise greet the next boot's ones.
@@ -168,7 +177,7 @@ func runNodeInit(l *Lab, node string) error {
 		{filepath.Join(dir, "etc"), "/etc/vigil"},
 		{filepath.Join(dir, "lib"), "/var/lib/vigil"},
 		{filepath.Join(dir, "run"), "/run/vigil"},
-		{l.path("hosts"), "/etc/hosts"},
+		{l.Path("hosts"), "/etc/hosts"},
 	}
 	for _, b := range binds {
 		if err := bindMount(b[0], b[1]); err != nil {
@@ -187,7 +196,7 @@ func runNodeInit(l *Lab, node string) error {
 	if fileExists("/run/docker.sock") {
 		_ = unix.Mount("/dev/null", "/run/docker.sock", "", unix.MS_BIND, "")
 	}
-	if own, shared := l.loopDev("hb-"+node), l.loopDev("hb"); own != "" && shared != "" {
+	if own, shared := l.LoopDev("hb-"+node), l.LoopDev("hb"); own != "" && shared != "" {
 		if err := bindMount(own, shared); err != nil {
 			return err
 		}
@@ -203,7 +212,7 @@ func runNodeInit(l *Lab, node string) error {
 			}
 		}
 	}
-	fmt.Printf("%s: %s up, address %s\n", time.Now().Format(time.RFC3339Nano), node, l.nodeAddr(k))
+	fmt.Printf("%s: %s up, address %s\n", time.Now().Format(time.RFC3339Nano), node, l.NodeAddr(k))
 	return superviseVigild(l, node)
 }
 
@@ -266,7 +275,7 @@ func unescapeMount(s string) string {
 // ends up here. It never returns: the node lives until its init is killed.
 func superviseVigild(l *Lab, node string) error {
 	vigild := filepath.Join(l.BinDir, "vigild")
-	logPath := filepath.Join(l.nodeDir(node), "vigild.log")
+	logPath := filepath.Join(l.NodeDir(node), "vigild.log")
 	start := func() int {
 		if _, err := os.Stat(vigild); err != nil {
 			fmt.Printf("warning: no %s: the node runs without vigild\n", vigild)
