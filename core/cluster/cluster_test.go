@@ -3,8 +3,10 @@ package cluster
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +100,7 @@ func TestNodeConfig_SeveralNodesNeedASecret(t *testing.T) {
 	}
 }
 
-func seal(t *testing.T, c *NodeConfig, boot string, gen uint64, at time.Time, ds Dataset) []byte {
+func seal(t *testing.T, c *NodeConfig, boot uint64, gen uint64, at time.Time, ds Dataset) []byte {
 	t.Helper()
 	payload, _ := json.Marshal(ds)
 	b, err := Seal(c.Key("envelope"), &Envelope{Cluster: c.Cluster, Node: ds.Node, Boot: boot, Gen: gen, Time: at.UnixNano(), Payload: payload})
@@ -112,7 +114,7 @@ func TestView_RejectsForgedReplayedAndForeign(t *testing.T) {
 	c1, c2 := loadTwo(t, "n1"), loadTwo(t, "n2")
 	now := time.Now()
 	v := NewView(c1, now)
-	good := seal(t, c2, "b1", 5, now, Dataset{Node: "n2", State: Ready})
+	good := seal(t, c2, 10, 5, now, Dataset{Node: "n2", State: Ready})
 	if _, err := v.Beat("hb#1", "n2", good, now); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +127,7 @@ func TestView_RejectsForgedReplayedAndForeign(t *testing.T) {
 	if _, err := v.Beat("hb#2", "n2", good, now); err != nil {
 		t.Fatal(err)
 	}
-	older := seal(t, c2, "b1", 4, now, Dataset{Node: "n2", State: Ready})
+	older := seal(t, c2, 10, 4, now, Dataset{Node: "n2", State: Ready})
 	if _, err := v.Beat("hb#1", "n2", older, now); !errors.Is(err, ErrReplay) {
 		t.Fatalf("replay: %v", err)
 	}
@@ -136,14 +138,14 @@ func TestView_RejectsForgedReplayedAndForeign(t *testing.T) {
 	}
 	wrongKey := loadTwo(t, "n2")
 	wrongKey.secret = []byte("another-secret-of-32-bytes......")
-	if _, err := v.Beat("hb#1", "n2", seal(t, wrongKey, "b1", 9, now, Dataset{Node: "n2"}), now); !errors.Is(err, ErrBadMAC) {
+	if _, err := v.Beat("hb#1", "n2", seal(t, wrongKey, 10, 9, now, Dataset{Node: "n2"}), now); !errors.Is(err, ErrBadMAC) {
 		t.Fatalf("wrong key: %v", err)
 	}
-	if _, err := v.Beat("hb#1", "n3", seal(t, c2, "b1", 10, now, Dataset{Node: "n3"}), now); !errors.Is(err, ErrForeign) {
+	if _, err := v.Beat("hb#1", "n3", seal(t, c2, 10, 10, now, Dataset{Node: "n3"}), now); !errors.Is(err, ErrForeign) {
 		t.Fatalf("foreign node: %v", err)
 	}
 	// A new boot older than the last one is a replay too.
-	if _, err := v.Beat("hb#1", "n2", seal(t, c2, "b0", 99, now.Add(-time.Hour), Dataset{Node: "n2"}), now); !errors.Is(err, ErrReplay) {
+	if _, err := v.Beat("hb#1", "n2", seal(t, c2, 9, 99, now.Add(-time.Hour), Dataset{Node: "n2"}), now); !errors.Is(err, ErrReplay) {
 		t.Fatalf("old boot: %v", err)
 	}
 	r := v.Snapshot().Rejects
@@ -159,7 +161,7 @@ func TestView_PeerLostOnlyWhenEveryHeartbeatIsStale(t *testing.T) {
 	gen := uint64(0)
 	beat := func(hb string, at time.Time) {
 		gen++
-		if _, err := v.Beat(hb, "n2", seal(t, c2, "b", gen, at, Dataset{Node: "n2", State: Ready}), at); err != nil {
+		if _, err := v.Beat(hb, "n2", seal(t, c2, 7, gen, at, Dataset{Node: "n2", State: Ready}), at); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,7 +192,7 @@ func TestView_PeerLostOnlyWhenEveryHeartbeatIsStale(t *testing.T) {
 	}
 	// It comes back.
 	gen++
-	ev, _ = v.Beat("hb#2", "n2", seal(t, c2, "b", gen, last.Add(4*time.Second), Dataset{Node: "n2", State: Ready}), last.Add(4*time.Second))
+	ev, _ = v.Beat("hb#2", "n2", seal(t, c2, 7, gen, last.Add(4*time.Second), Dataset{Node: "n2", State: Ready}), last.Add(4*time.Second))
 	if len(ev) == 0 || ev[0].Kind != "found" {
 		t.Fatalf("want found, got %v", ev)
 	}
@@ -219,5 +221,99 @@ func TestNodeConfig_ArbitratorsAndSplitAction(t *testing.T) {
 	_, err = LoadNodeConfig(writeConf(t, twoNodes+"\n[arbitrator#1]\nuri = 10.0.0.9\n"), pluginKeywords)
 	if err == nil || !strings.Contains(err.Error(), "tcp://host:port") {
 		t.Fatalf("bad uri accepted: %v", err)
+	}
+}
+
+func TestView_NewBootIsFreshWhateverTheClock(t *testing.T) {
+	c1, c2 := loadTwo(t, "n1"), loadTwo(t, "n2")
+	now := time.Now()
+	v := NewView(c1, now)
+	if _, err := v.Beat("hb#1", "n2", seal(t, c2, 10, 50, now, Dataset{Node: "n2", State: Ready}), now); err != nil {
+		t.Fatal(err)
+	}
+	// n2 restarts with its clock stepped back an hour: its boot counter
+	// still grows, so it is heard, not rejected as a replay (and fenced).
+	if _, err := v.Beat("hb#1", "n2", seal(t, c2, 11, 1, now.Add(-time.Hour), Dataset{Node: "n2", State: Joining}), now); err != nil {
+		t.Fatalf("a new boot with an earlier clock: %v", err)
+	}
+	if st := v.Snapshot().Peers["n2"].State; st != Joining {
+		t.Fatalf("state %s, want the new boot's joining", st)
+	}
+}
+
+func TestView_NewestDatasetWinsAcrossHeartbeats(t *testing.T) {
+	c1, c2 := loadTwo(t, "n1"), loadTwo(t, "n2")
+	now := time.Now()
+	v := NewView(c1, now)
+	newer := Dataset{Node: "n2", State: Ready, Services: map[string]*ServiceInstance{"svc": {State: "stopping"}}}
+	older := Dataset{Node: "n2", State: Ready, Services: map[string]*ServiceInstance{"svc": {State: "started"}}}
+	if _, err := v.Beat("hb#1", "n2", seal(t, c2, 10, 6, now, newer), now); err != nil {
+		t.Fatal(err)
+	}
+	// The disk heartbeat delivers an older copy afterwards: it proves n2
+	// alive on that heartbeat, and changes nothing of the dataset.
+	ev, err := v.Beat("hb#2", "n2", seal(t, c2, 10, 5, now, older), now.Add(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := v.Snapshot().Peers["n2"]
+	if got := p.Dataset.Services["svc"].State; got != "stopping" {
+		t.Fatalf("dataset went back to %q after an older copy on another heartbeat", got)
+	}
+	if p.HB["hb#2"].LastBeat.IsZero() || slices.ContainsFunc(ev, func(e Event) bool { return e.Kind == "dataset" }) {
+		t.Fatalf("the older copy: liveness %v, events %v; want liveness only", p.HB["hb#2"].LastBeat, ev)
+	}
+}
+
+func TestView_UndecodablePayloadRefreshesNoLiveness(t *testing.T) {
+	c1, c2 := loadTwo(t, "n1"), loadTwo(t, "n2")
+	now := time.Now()
+	v := NewView(c1, now)
+	raw, err := Seal(c2.Key("envelope"), &Envelope{Cluster: c2.Cluster, Node: "n2", Boot: 10, Gen: 1, Payload: []byte(`{"node":"n2","services":[1,2]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.Beat("hb#1", "n2", raw, now)
+	if !errors.Is(err, ErrMalformed) {
+		t.Fatalf("want malformed, got %v", err)
+	}
+	if p := v.Snapshot().Peers["n2"]; !p.HB["hb#1"].LastBeat.IsZero() || p.State != Unknown {
+		t.Fatalf("a payload that does not decode refreshed liveness: %+v %s", p.HB["hb#1"], p.State)
+	}
+}
+
+func TestView_RejectsCountedByClassNotBySender(t *testing.T) {
+	v := NewView(loadTwo(t, "n1"), time.Now())
+	for port := range 5000 {
+		v.Reject("hb#1", fmt.Sprintf("bad_tag: from 10.0.0.9:%d", port))
+		v.Reject("hb#1", fmt.Sprintf("weird thing from 10.0.0.9:%d", port))
+	}
+	s := v.Snapshot()
+	if len(s.Rejects) != 2 || s.Rejects["hb#1/bad_tag"] != 5000 || s.Rejects["hb#1/plugin"] != 5000 {
+		t.Fatalf("rejects %v: want two keys, 5000 each", s.Rejects)
+	}
+	if s.LastReject["hb#1"] != "weird thing from 10.0.0.9:4999" {
+		t.Fatalf("last reject %q", s.LastReject["hb#1"])
+	}
+}
+
+func TestView_ResumeJudgesSilenceFromNow(t *testing.T) {
+	c1, c2 := loadTwo(t, "n1"), loadTwo(t, "n2")
+	t0 := time.Now()
+	v := NewView(c1, t0)
+	if _, err := v.Beat("hb#1", "n2", seal(t, c2, 10, 1, t0, Dataset{Node: "n2", State: Ready}), t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Beat("hb#2", "n2", seal(t, c2, 10, 1, t0, Dataset{Node: "n2", State: Ready}), t0); err != nil {
+		t.Fatal(err)
+	}
+	// This daemon slept 30 s (SIGSTOP): n2's silence is its own doing.
+	woke := t0.Add(30 * time.Second)
+	v.Resume(woke)
+	if ev := v.Tick(woke.Add(time.Second)); len(ev) != 0 {
+		t.Fatalf("peer lost right after the resume: %v", ev)
+	}
+	if ev := v.Tick(woke.Add(3 * time.Second)); len(ev) != 1 || ev[0].Kind != "lost" {
+		t.Fatalf("want n2 lost a timeout after the resume, got %v", ev)
 	}
 }

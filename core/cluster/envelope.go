@@ -14,11 +14,14 @@ import (
 type Envelope struct {
 	Cluster string `json:"cluster"`
 	Node    string `json:"node"`
-	// Boot is random per daemon start; Gen counts the envelopes of a boot.
-	Boot string `json:"boot"`
+	// Boot numbers the sender's daemon starts (a counter kept in its
+	// state directory, so it grows whatever the wall clock does); Gen
+	// counts the envelopes of a boot. (Boot, Gen) orders a node's
+	// datasets.
+	Boot uint64 `json:"boot"`
 	Gen  uint64 `json:"gen"`
-	// Time is the sender's wall clock (unix nanoseconds); a new boot must
-	// be later than anything seen of the previous one.
+	// Time is the sender's wall clock (unix nanoseconds), for people: no
+	// decision depends on it.
 	Time    int64           `json:"time"`
 	Payload json.RawMessage `json:"payload"`
 }
@@ -63,27 +66,34 @@ func Open(key, data []byte) (*Envelope, error) {
 	return &e, nil
 }
 
-// freshness is what a receiver remembers of a sender on one heartbeat.
+// freshness is the newest (boot, generation) a receiver has seen of a
+// sender, on one heartbeat or overall.
 type freshness struct {
-	boot string
+	boot uint64
 	gen  uint64
-	time int64
+	// state is the node state of the dataset in force (View.latest).
+	state NodeState
+}
+
+// newer reports whether e comes after f.
+func (f freshness) newer(e *Envelope) bool {
+	return e.Boot > f.boot || (e.Boot == f.boot && e.Gen > f.gen)
 }
 
 // check judges an authenticated envelope against what was last seen on
-// the same heartbeat: a later generation of the same boot is fresh, the
-// same one is a harmless duplicate (the transport resent it), an earlier
-// one is a replay; a new boot must be later in time than the last one.
+// the same heartbeat: a later generation of the same boot, or a later
+// boot, is fresh; the same one is a harmless duplicate (the transport
+// resent it); an earlier one is a replay.
 func (f *freshness) check(e *Envelope) error {
 	switch {
-	case f.boot == "":
+	case f.boot == 0 && f.gen == 0:
 	case e.Boot == f.boot && e.Gen == f.gen:
 		return errDuplicateHB
 	case e.Boot == f.boot && e.Gen < f.gen:
 		return fmt.Errorf("%w: generation %d after %d", ErrReplay, e.Gen, f.gen)
-	case e.Boot != f.boot && e.Time <= f.time:
-		return fmt.Errorf("%w: boot %s is older than boot %s", ErrReplay, e.Boot, f.boot)
+	case e.Boot < f.boot:
+		return fmt.Errorf("%w: boot %d is older than boot %d", ErrReplay, e.Boot, f.boot)
 	}
-	f.boot, f.gen, f.time = e.Boot, e.Gen, e.Time
+	f.boot, f.gen = e.Boot, e.Gen
 	return nil
 }

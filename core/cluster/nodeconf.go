@@ -58,6 +58,10 @@ type NodeConfig struct {
 	// SplitAction is what a side without quorum does with its services:
 	// "none" (leave them, orchestrate nothing) or "stop".
 	SplitAction string
+	// PriorityFenceDelay delays a fence of a node that runs more services
+	// than the fencer (fence_priority_delay): in a two-node split, the
+	// side running the services fences first and wins.
+	PriorityFenceDelay time.Duration
 }
 
 // HeartbeatConfig is one [hb#n] section.
@@ -71,8 +75,11 @@ type HeartbeatConfig struct {
 
 // StonithConfig is one [stonith#<node>] section.
 type StonithConfig struct {
-	Node     string
-	Type     string // "stonith.ipmi"
+	Node string
+	Type string // "stonith.ipmi"
+	// Delay is the section's fence_delay: every fence of the node waits
+	// this long first (a static tie-breaker, as pcmk_delay_base).
+	Delay    time.Duration
 	Keywords map[string]string
 }
 
@@ -101,6 +108,7 @@ var clusterKeywords = []config.Keyword{
 	{Name: "metrics", Help: "address of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9100 (off when unset)"},
 	{Name: "ready_period", Type: config.Duration, Default: "5s", Help: "longest a starting daemon waits for silent peers"},
 	{Name: "split_action", Default: "none", Candidates: []string{"none", "stop"}, Help: "what a partition side without quorum does with its services"},
+	{Name: "fence_priority_delay", Type: config.Duration, Default: "5s", Help: "how long a fence of a node running more services than the fencer waits, so that in a split the side running the services wins (a node its BMC reports off is confirmed at once)"},
 }
 
 var arbitratorKeywords = []config.Keyword{
@@ -115,6 +123,7 @@ var hbKeywords = []config.Keyword{
 
 var stonithKeywords = []config.Keyword{
 	{Name: "type", Required: true, Help: "the fencing type: ipmi, fence_agent, ..."},
+	{Name: "fence_delay", Type: config.Duration, Default: "0s", Help: "every fence of this node waits this long first: a static tie-breaker between the two sides of a split"},
 }
 
 // PluginKeywords gives the keywords a plugin declares for a type
@@ -151,6 +160,7 @@ func LoadNodeConfig(path string, kw PluginKeywords) (*NodeConfig, error) {
 			c.Local = vals["node"]
 			c.ReadyPeriod, _ = value.ParseDuration(vals["ready_period"])
 			c.SplitAction = vals["split_action"]
+			c.PriorityFenceDelay, _ = value.ParseDuration(vals["fence_priority_delay"])
 			if s := vals["secret"]; s != "" {
 				if c.secret, err = hex.DecodeString(s); err != nil || len(c.secret) < 16 {
 					fail(sec.Line, sec.Name, "secret", "give at least 16 bytes as hex (e.g. openssl rand -hex 32)")
@@ -266,7 +276,9 @@ func (c *NodeConfig) stonith(path string, sec *config.Section, node string, kw P
 	}
 	vals, e := config.CheckSection(path, sec, kws)
 	*errs = append(*errs, e...)
+	st.Delay, _ = value.ParseDuration(vals["fence_delay"])
 	delete(vals, "type")
+	delete(vals, "fence_delay")
 	st.Keywords = vals
 	c.Stonith[node] = st
 }

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -43,20 +45,28 @@ type View struct {
 	nodes   []string
 	key     []byte
 	timeout map[string]time.Duration // per heartbeat
-	started time.Time
 
-	mu      sync.Mutex
-	peers   map[string]*Peer
-	fresh   map[string]*freshness // peer + "/" + hb
-	rejects map[string]int        // hb + "/" + reason kind
+	mu sync.Mutex
+	// judgeFrom: no heartbeat is judged stale for silence before it (the
+	// daemon's start, or its resumption after a freeze).
+	judgeFrom time.Time
+	peers     map[string]*Peer
+	fresh     map[string]*freshness // peer + "/" + hb: liveness per heartbeat
+	latest    map[string]freshness  // peer: the dataset in force
+	// rejects counts by heartbeat and class ("hb#1/bad_tag"): a bounded
+	// set of keys, whatever the senders; lastReject keeps the last reason
+	// per heartbeat, apart.
+	rejects    map[string]int
+	lastReject map[string]string
 }
 
 // NewView returns an empty view for the nodes of c, judging each heartbeat
 // by its timeout.
 func NewView(c *NodeConfig, now time.Time) *View {
 	v := &View{cluster: c.Cluster, local: c.Local, nodes: c.Nodes, key: c.Key("envelope"),
-		timeout: map[string]time.Duration{}, started: now,
-		peers: map[string]*Peer{}, fresh: map[string]*freshness{}, rejects: map[string]int{}}
+		timeout: map[string]time.Duration{}, judgeFrom: now,
+		peers: map[string]*Peer{}, fresh: map[string]*freshness{}, latest: map[string]freshness{},
+		rejects: map[string]int{}, lastReject: map[string]string{}}
 	for _, hb := range c.Heartbeats {
 		v.timeout[hb.Name] = hb.Timeout
 	}
@@ -77,17 +87,27 @@ func NewView(c *NodeConfig, now time.Time) *View {
 func (v *View) Key() []byte { return v.key }
 
 // Beat takes a dataset received on heartbeat hb. It returns the events the
-// beat causes; a rejected envelope is counted and its error returned.
+// beat causes; a rejected envelope is counted and its error returned. The
+// payload is decoded before anything is believed: a message that does not
+// decode refreshes no liveness. Each heartbeat delivers its own copy of a
+// peer's datasets, so freshness per heartbeat is for liveness only; the
+// dataset in force is the newest (boot, generation) from any heartbeat,
+// never an older copy arriving late on another.
 func (v *View) Beat(hb, claimed string, raw []byte, now time.Time) ([]Event, error) {
 	env, err := Open(v.key, raw)
 	if err != nil {
 		v.reject(hb, err)
 		return nil, fmt.Errorf("from %s on %s: %w", claimed, hb, err)
 	}
+	var ds Dataset
+	if err := json.Unmarshal(env.Payload, &ds); err != nil {
+		v.reject(hb, ErrMalformed)
+		return nil, fmt.Errorf("from %s on %s: %w: %v", env.Node, hb, ErrMalformed, err)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	p, ok := v.peers[env.Node]
-	if !ok || env.Cluster != v.cluster || (claimed != "" && claimed != env.Node) {
+	if !ok || env.Cluster != v.cluster || (claimed != "" && claimed != env.Node) || ds.Node != env.Node {
 		v.rejectLocked(hb, ErrForeign)
 		return nil, fmt.Errorf("from %s on %s: %w (cluster %q, node %q)", claimed, hb, ErrForeign, env.Cluster, env.Node)
 	}
@@ -110,22 +130,42 @@ func (v *View) Beat(hb, claimed string, raw []byte, now time.Time) ([]Event, err
 		p.HB[hb] = seen
 	}
 	seen.LastBeat, seen.Stale, seen.Reason = now, false, ""
-	var ds Dataset
-	if err := json.Unmarshal(env.Payload, &ds); err != nil {
-		v.rejectLocked(hb, ErrMalformed)
-		return nil, fmt.Errorf("from %s on %s: %w: %v", env.Node, hb, ErrMalformed, err)
-	}
 	var events []Event
 	if p.State == Lost || p.State == Unknown {
 		events = append(events, Event{Kind: "found", Peer: p.Name})
 	}
-	newState := ds.State
-	if newState != p.State {
-		p.State, p.Since = newState, now
+	if !v.latest[p.Name].newer(env) {
+		// An older dataset than the one in force (the slower heartbeat's
+		// copy): the peer is alive, its news is not.
+		if p.State == Lost || p.State == Unknown {
+			p.State, p.Since = v.latest[p.Name].state, now
+		}
+		return events, nil
+	}
+	v.latest[p.Name] = freshness{boot: env.Boot, gen: env.Gen, state: ds.State}
+	if ds.State != p.State {
+		p.State, p.Since = ds.State, now
 	}
 	p.Dataset = &ds
 	events = append(events, Event{Kind: "dataset", Peer: p.Name})
 	return events, nil
+}
+
+// Resume makes the view judge every heartbeat's silence from now: the
+// daemon was frozen (or starved) and did not read its heartbeats, so a
+// silence it did not watch proves nothing. A peer already lost stays lost.
+func (v *View) Resume(now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.judgeFrom = now
+	for _, p := range v.peers {
+		if p.State == Lost {
+			continue
+		}
+		for _, s := range p.HB {
+			s.Stale, s.Reason = false, ""
+		}
+	}
 }
 
 // Stale records that heartbeat hb says peer went quiet.
@@ -139,11 +179,21 @@ func (v *View) Stale(hb, peer, reason string) {
 	}
 }
 
-// Reject counts something a heartbeat plugin refused.
+// rejectClasses are the classes a plugin's reject reason may start with
+// ("bad_tag: from 10.0.0.9:4711"); any other reason counts as "plugin".
+var rejectClasses = []string{"bad_tag", "foreign", "replay", "malformed", "oversized"}
+
+// Reject counts something a heartbeat plugin refused, by its class; the
+// reason (which may name the sender) is kept apart as the last one.
 func (v *View) Reject(hb, reason string) {
+	class, _, _ := strings.Cut(reason, ":")
+	if !slices.Contains(rejectClasses, class) {
+		class = "plugin"
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.rejects[hb+"/"+reason]++
+	v.rejects[hb+"/"+class]++
+	v.lastReject[hb] = reason
 }
 
 func (v *View) reject(hb string, err error) {
@@ -163,6 +213,7 @@ func (v *View) rejectLocked(hb string, err error) {
 		kind = "replay"
 	}
 	v.rejects[hb+"/"+kind]++
+	v.lastReject[hb] = err.Error()
 }
 
 // Tick judges each peer at now: a peer is lost when every heartbeat is
@@ -177,8 +228,8 @@ func (v *View) Tick(now time.Time) []Event {
 		for hb, s := range p.HB {
 			to := v.timeout[hb]
 			last := s.LastBeat
-			if last.IsZero() {
-				last = v.started
+			if last.Before(v.judgeFrom) {
+				last = v.judgeFrom
 			}
 			if now.Sub(last) > to {
 				if !s.Stale {
@@ -203,6 +254,8 @@ type Snapshot struct {
 	Local   string           `json:"local"`
 	Peers   map[string]*Peer `json:"peers"`
 	Rejects map[string]int   `json:"rejects"`
+	// LastReject is the last reject's reason per heartbeat.
+	LastReject map[string]string `json:"last_reject,omitempty"`
 }
 
 // Snapshot copies the view for readers.
@@ -222,6 +275,7 @@ func (v *View) Snapshot() Snapshot {
 	for k, n := range v.rejects {
 		s.Rejects[k] = n
 	}
+	s.LastReject = maps.Clone(v.lastReject)
 	return s
 }
 

@@ -20,7 +20,11 @@ func hbConfig(n *cluster.NodeConfig, hb cluster.HeartbeatConfig) sdk.HeartbeatCo
 	}
 }
 
-// onHeartbeat takes what a heartbeat plugin reports.
+// onHeartbeat takes what a heartbeat plugin reports. It runs inside the
+// plugin's emit, on the heartbeat path: it must never block (no plugin
+// call, no file write, no wait on a lock held across either), or beats
+// starve past the timeout and a healthy node is declared lost. A new
+// dataset only marks its peer for the sync loop (peerSyncLoop).
 func (d *Daemon) onHeartbeat(hb string, e hbEvent) {
 	switch e.Kind {
 	case sdk.EventBeat:
@@ -34,10 +38,9 @@ func (d *Daemon) onHeartbeat(hb string, e hbEvent) {
 			switch ev.Kind {
 			case "found":
 				d.log.Info("peer heard", "peer", ev.Peer, "hb", hb)
-				d.emit(api.Event{Kind: "peer", Node: ev.Peer, Message: "found"})
+				go d.emit(api.Event{Kind: "peer", Node: ev.Peer, Message: "found"})
 			case "dataset":
-				d.syncConfigs(ev.Peer)
-				d.adoptExpectations(ev.Peer)
+				d.markPeerSync(ev.Peer)
 			}
 		}
 	case sdk.EventStale:
@@ -90,21 +93,78 @@ func (d *Daemon) publishLoop(ctx context.Context) {
 	}
 }
 
-// publish seals the current dataset and hands it to every heartbeat.
+// markPeerSync notes that peer published a new dataset, for the sync
+// loop; it never blocks.
+func (d *Daemon) markPeerSync(peer string) {
+	d.syncMu.Lock()
+	d.syncPending[peer] = true
+	d.syncMu.Unlock()
+	select {
+	case d.syncWake <- struct{}{}:
+	default:
+	}
+}
+
+// peerSyncLoop takes, off the heartbeat path, what peers' new datasets
+// carry for this node: newer service configs and operator expectations.
+func (d *Daemon) peerSyncLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.syncWake:
+		}
+		d.syncMu.Lock()
+		peers := make([]string, 0, len(d.syncPending))
+		for p := range d.syncPending {
+			peers = append(peers, p)
+		}
+		clear(d.syncPending)
+		d.syncMu.Unlock()
+		for _, p := range peers {
+			d.syncConfigs(p)
+			d.adoptExpectations(p)
+		}
+	}
+}
+
+// heartbeatTimeout is the shortest heartbeat timeout: a daemon silent
+// longer than this may have been declared lost by its peers.
+func (d *Daemon) heartbeatTimeout() time.Duration {
+	return d.shortest(cluster.DefaultTimeout, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Timeout })
+}
+
+// lastPublished is when this daemon last handed a dataset to its
+// heartbeats (zero before the first, or without heartbeats).
+func (d *Daemon) lastPublished() time.Time {
+	d.pubMu.Lock()
+	defer d.pubMu.Unlock()
+	return d.pubAt
+}
+
+// publish seals the current dataset and hands it to every heartbeat. One
+// publication at a time, the generation taken with the snapshot it
+// numbers: an older dataset never carries a newer generation (peers would
+// drop the newer one as a replay).
 func (d *Daemon) publish() {
+	d.pubMu.Lock()
+	defer d.pubMu.Unlock()
 	payload, err := json.Marshal(d.dataset())
 	if err != nil {
 		d.log.Error("encode dataset", "error", err)
 		return
 	}
+	d.gen++
+	now := time.Now()
 	raw, err := cluster.Seal(d.view.Key(), &cluster.Envelope{
-		Cluster: d.node.Cluster, Node: d.node.Local, Boot: d.boot, Gen: d.gen.Add(1),
-		Time: time.Now().UnixNano(), Payload: payload,
+		Cluster: d.node.Cluster, Node: d.node.Local, Boot: d.boot, Gen: d.gen,
+		Time: now.UnixNano(), Payload: payload,
 	})
 	if err != nil {
 		d.log.Error("seal dataset", "error", err)
 		return
 	}
+	d.pubAt = now
 	for _, ch := range d.hbChans {
 		select { // latest wins
 		case <-ch:

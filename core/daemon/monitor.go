@@ -92,6 +92,12 @@ func (d *Daemon) monitor(ctx context.Context, name string, st status.Service) {
 		}()
 		log := d.log.Named("monitor").With("svc", name)
 		if exhausted == nil {
+			// A restart in place is a start: it checks what any start
+			// checks (a peer may have taken the service over meanwhile).
+			if err := d.admit(name); err != nil {
+				log.Error("monitored resource down, not restarted here", "rids", restart, "reason", err)
+				return
+			}
 			log.Warn("monitored resource down: restarting it in place", "rids", restart)
 			d.emit(api.Event{Kind: "monitor", Service: name, Message: fmt.Sprintf("restart %v", restart)})
 			if err := d.runAction(ctx, name, "start", restart, func(string) {}); err != nil {

@@ -19,8 +19,47 @@ import (
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/cluster"
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/node"
+	"github.com/vigil-ha/vigil/core/orchestrator"
 	"github.com/vigil-ha/vigil/core/status"
 )
+
+// admit applies the orchestrator's start rule to a local start of name
+// (an operator's, or the monitor's restart in place): one rule, in one
+// place (orchestrator.Admit).
+func (d *Daemon) admit(name string) error {
+	v := d.orchestratorView(time.Now())
+	for _, s := range v.Services {
+		if s.Name == name {
+			return orchestrator.Admit(v, s)
+		}
+	}
+	return fmt.Errorf("service %s: %w", name, action.ErrNoService)
+}
+
+// ErrNoFencing: a service with orchestrate = ha has a node without a
+// fencing method and does not opt out with stonith = false.
+var ErrNoFencing = errors.New("orchestrate = ha needs a fencing method for every node of the service")
+
+// checkFencing refuses orchestrate = ha when a node of the service has no
+// [stonith#node] section, unless the service sets stonith = false itself:
+// without fencing, a frozen or partitioned owner resumes beside the taker.
+func (d *Daemon) checkFencing(conf *config.Service) error {
+	if conf.Keywords["orchestrate"] != "ha" || conf.Keywords["stonith"] == "false" || len(d.node.Nodes) < 2 {
+		return nil
+	}
+	var missing []string
+	for _, n := range strings.Fields(conf.Keywords["nodes"]) {
+		if _, ok := d.node.Stonith[n]; !ok {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: %w: none for %s in %s; add a [stonith#%s] section there, or set stonith = false in [DEFAULT] to run it unfenced",
+		conf.Path, ErrNoFencing, strings.Join(missing, ", "), d.node.Path, missing[0])
+}
 
 // persisted is a service's state that survives a daemon restart.
 type persisted struct {
@@ -122,18 +161,19 @@ func (d *Daemon) loadService(ctx context.Context, name, path string, mtime time.
 	s, ok := d.svcs[name]
 	if !ok {
 		s = &service{name: name, persist: d.loadPersisted(name)}
-		switch s.persist.State {
-		case "ready", "starting", "stopping", "started", "stopped":
-			// An action cannot be in flight across a restart of the
-			// daemon, and whether the service runs is the status
-			// evaluation's to say, not a record from a former life
-			// (a node powered off "started" boots with it down).
-			// Failures stay: they keep the node out of the candidates.
-			s.persist.State = ""
+		// What a former life of the daemon recorded, read back (see
+		// node.Recover): an interrupted action reads as failed, a reboot
+		// forgets what ran.
+		if st := node.Recover(s.persist.State, d.rebooted); st != s.persist.State {
+			d.log.Info("instance state read back", "svc", name, "was", s.persist.State, "now", st, "host_rebooted", d.rebooted)
+			s.persist.State = st
 		}
 		d.svcs[name] = s
 	}
 	s.path, s.mtime = path, mtime
+	if err == nil {
+		err = d.checkFencing(conf)
+	}
 	if err != nil {
 		s.loadErr = err
 		d.log.Error("service config does not validate; the last valid version stays in force", "svc", name, "error", err)
@@ -160,6 +200,10 @@ func (d *Daemon) syncConfigs(peer string) {
 		if !slices.Contains(inst.Nodes, d.node.Local) || len(inst.Config.Content) == 0 {
 			continue
 		}
+		if err := action.CheckServiceName(name); err != nil {
+			d.log.Error("refused a config from a peer", "peer", peer, "error", err)
+			continue
+		}
 		d.mu.Lock()
 		s := d.svcs[name]
 		newer := s == nil || (inst.Config.Version > s.version.Version && inst.Config.Sum != s.version.Sum)
@@ -172,8 +216,11 @@ func (d *Daemon) syncConfigs(peer string) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := d.engine.Parse(ctx, path, inst.Config.Content)
+		conf, err := d.engine.Parse(ctx, path, inst.Config.Content)
 		cancel()
+		if err == nil && !slices.Contains(strings.Fields(conf.Keywords["nodes"]), d.node.Local) {
+			err = fmt.Errorf("its nodes (%s) do not list this node %s", conf.Keywords["nodes"], d.node.Local)
+		}
 		if err != nil {
 			d.log.Error("refused a config from a peer: it does not validate here", "svc", name, "peer", peer, "error", err)
 			continue
@@ -388,17 +435,6 @@ func (d *Daemon) Action(ctx context.Context, name string, req api.ActionRequest,
 	}
 	nodes := strings.Fields(conf.Keywords["nodes"])
 	snap := d.view.Snapshot()
-	upOnPeer := func() string {
-		for peer, p := range snap.Peers {
-			if p.State == cluster.Lost || p.Dataset == nil {
-				continue
-			}
-			if inst := p.Dataset.Services[name]; inst != nil && (inst.Status.Avail == status.Up || inst.State == "starting" || inst.State == "ready") {
-				return peer
-			}
-		}
-		return ""
-	}
 	now := time.Now().UnixNano()
 	setExpect := func(e cluster.Expectation) error {
 		e.Version = now
@@ -406,8 +442,8 @@ func (d *Daemon) Action(ctx context.Context, name string, req api.ActionRequest,
 	}
 	switch req.Action {
 	case "start":
-		if peer := upOnPeer(); peer != "" {
-			return fmt.Errorf("service %s runs on %s: refusing to start it here too (use switch --to %s)", name, peer, d.node.Local)
+		if err := d.admit(name); err != nil {
+			return err
 		}
 		if err := setExpect(cluster.Expectation{}); err != nil {
 			return err

@@ -1,0 +1,172 @@
+// Package node holds the decisions a node daemon takes around the
+// orchestrator, as pure functions of what the daemon knows: how the
+// orchestrator's view is built from the cluster view and the local
+// services, how a persisted instance state is read back after a restart or
+// a reboot, whether the daemon has been unheard too long to trust its own
+// view, and whether a fence still has its reason. It starts no goroutine,
+// reads no clock and does no I/O: core/daemon feeds it and carries out what
+// it says, and the simulation (core/sim) runs the same code on a simulated
+// clock.
+package node
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vigil-ha/vigil/core/cluster"
+	"github.com/vigil-ha/vigil/core/orchestrator"
+	"github.com/vigil-ha/vigil/core/status"
+)
+
+// Service is what the daemon holds of one local service.
+type Service struct {
+	Name string
+	// Keywords are the service's DEFAULT keywords (orchestrate, nodes,
+	// stonith...).
+	Keywords map[string]string
+	// State is the local instance's persisted orchestration state.
+	State string
+	// Expect is the operator's expectation known here.
+	Expect cluster.Expectation
+	// Status is the last evaluation; Evaluated is false before the first.
+	Status    status.Service
+	Evaluated bool
+	// Since is when State was entered.
+	Since time.Time
+}
+
+// ViewInput is everything the orchestrator's view is built from.
+type ViewInput struct {
+	Local string
+	Now   time.Time
+	// LocalState is this daemon's own state (joining, ready).
+	LocalState cluster.NodeState
+	Peers      map[string]*cluster.Peer
+	// Stonith: the nodes with a fencing method, and their static delays.
+	Stonith map[string]time.Duration
+	// Fenced: the peers whose power-off was confirmed since last heard.
+	Fenced             map[string]bool
+	Frozen             bool
+	Quorum             bool
+	ReadyWindow        time.Duration
+	PriorityFenceDelay time.Duration
+	Order              []string
+	Resumed            bool
+	Services           []Service
+}
+
+// NodeState maps a cluster view's node state to the orchestrator's.
+func NodeState(s cluster.NodeState) orchestrator.NodeState {
+	switch s {
+	case cluster.Ready:
+		return orchestrator.NodeReady
+	case cluster.Joining:
+		return orchestrator.NodeJoining
+	case cluster.Lost:
+		return orchestrator.NodeLost
+	}
+	return orchestrator.NodeUnknown
+}
+
+// Alive counts the nodes of the local side: this one and every peer ready
+// or joining.
+func Alive(peers map[string]*cluster.Peer) int {
+	n := 1
+	for _, p := range peers {
+		if p.State == cluster.Ready || p.State == cluster.Joining {
+			n++
+		}
+	}
+	return n
+}
+
+// BuildView turns the daemon's knowledge into the orchestrator's input.
+func BuildView(in ViewInput) orchestrator.View {
+	v := orchestrator.View{Local: in.Local, Now: in.Now, Nodes: map[string]orchestrator.Node{},
+		Quorum: in.Quorum, ReadyWindow: in.ReadyWindow, PriorityFenceDelay: in.PriorityFenceDelay,
+		Order: in.Order, Resumed: in.Resumed}
+	_, st := in.Stonith[in.Local]
+	v.Nodes[in.Local] = orchestrator.Node{Name: in.Local, State: NodeState(in.LocalState), Frozen: in.Frozen, Stonith: st, FenceDelay: in.Stonith[in.Local]}
+	for name, p := range in.Peers {
+		delay, st := in.Stonith[name]
+		v.Nodes[name] = orchestrator.Node{Name: name, State: NodeState(p.State), Fenced: in.Fenced[name], Stonith: st, FenceDelay: delay}
+	}
+	for _, s := range in.Services {
+		svc := orchestrator.Service{
+			Name: s.Name, Orchestrate: s.Keywords["orchestrate"], Nodes: strings.Fields(s.Keywords["nodes"]),
+			Stonith: s.Keywords["stonith"] != "false", Expect: orchestrator.Expectation(s.Expect.Value),
+			Target: s.Expect.Target, Instances: map[string]orchestrator.Instance{},
+		}
+		mine := Instance(s.Status, s.State, s.Evaluated)
+		mine.Since = s.Since
+		svc.Instances[in.Local] = mine
+		for peer, p := range in.Peers {
+			if p.Dataset == nil {
+				continue
+			}
+			if inst := p.Dataset.Services[s.Name]; inst != nil {
+				svc.Instances[peer] = Instance(inst.Status, inst.State, !inst.Updated.IsZero())
+			}
+		}
+		v.Services = append(v.Services, svc)
+	}
+	slices.SortFunc(v.Services, func(a, b orchestrator.Service) int { return strings.Compare(a.Name, b.Name) })
+	return v
+}
+
+// Instance is the orchestrator's reading of one instance's report.
+func Instance(st status.Service, state string, evaluated bool) orchestrator.Instance {
+	if state == "" {
+		state = string(orchestrator.Idle)
+	}
+	return orchestrator.Instance{State: orchestrator.InstanceState(state), Avail: st.Avail,
+		Unknown: !evaluated, Unreadable: evaluated && Unreadable(st.Resources)}
+}
+
+// Unreadable reports whether a resource that weighs on avail (enabled,
+// not optional, of an avail group) reads undef: its status could not be
+// read, so the instance may be running whatever avail says.
+func Unreadable(rs []status.Resource) bool {
+	return slices.ContainsFunc(rs, func(r status.Resource) bool {
+		return !r.Disable && !r.Optional && status.IsAvailGroup(r.Group) && r.Status == status.Undef
+	})
+}
+
+// Recover is the state a persisted instance state is read back as when the
+// daemon starts. An action cannot be in flight across a restart: one that
+// was starting or stopping when the daemon died may have left the
+// instance partly up, so it reads as failed (the node is out of the
+// candidates, and a partial instance is stopped). After a reboot of the
+// host (rebooted) nothing started before it runs: started and stopped read
+// idle. After a daemon restart alone, started stays started.
+func Recover(state string, rebooted bool) string {
+	switch orchestrator.InstanceState(state) {
+	case orchestrator.Ready:
+		return "" // a claim is decided again once the node has joined
+	case orchestrator.Starting:
+		return string(orchestrator.StartFailed)
+	case orchestrator.Stopping:
+		return string(orchestrator.StopFailed)
+	case orchestrator.Started, orchestrator.Stopped:
+		if rebooted {
+			return ""
+		}
+	}
+	return state
+}
+
+// Unheard reports whether this daemon went unheard for longer than the
+// heartbeat timeout: its last publication was longer ago than timeout
+// (a SIGSTOP, a stalled disk, a starved process). Its view of the peers is
+// then as old as the gap, and must be read again before it acts.
+func Unheard(lastPublished, now time.Time, timeout time.Duration) bool {
+	return !lastPublished.IsZero() && now.Sub(lastPublished) > timeout
+}
+
+// FenceStillDue reports whether a fence of target still has its reason
+// right before the power-off is sent: the target is still lost, or still
+// never heard.
+func FenceStillDue(p *cluster.Peer) bool {
+	return p != nil && (p.State == cluster.Lost || p.State == cluster.Unknown)
+}
