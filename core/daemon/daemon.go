@@ -50,13 +50,13 @@ type Config struct {
 
 // Daemon is one node's vigild.
 type Daemon struct {
-	cfg     Config
-	log     hclog.Logger
-	host    *plugin.Host
-	engine  *action.Engine
-	node    *cluster.NodeConfig
-	view    *cluster.View
-	boot    uint64
+	cfg    Config
+	log    hclog.Logger
+	host   *plugin.Host
+	engine *action.Engine
+	node   *cluster.NodeConfig
+	view   *cluster.View
+	boot   uint64
 	// rebooted: the host booted since the last daemon start.
 	rebooted bool
 	started  time.Time
@@ -68,8 +68,8 @@ type Daemon struct {
 	syncMu      sync.Mutex
 	syncPending map[string]bool
 	syncWake    chan struct{}
-	metrics *metrics
-	orch    *orch
+	metrics     *metrics
+	orch        *orch
 	// wake asks the orchestrator to decide now.
 	wake chan struct{}
 	// arbitratorVotes are the arbitrators' votes this node holds.
