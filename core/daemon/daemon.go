@@ -10,15 +10,12 @@ package daemon
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -53,17 +50,26 @@ type Config struct {
 
 // Daemon is one node's vigild.
 type Daemon struct {
-	cfg     Config
-	log     hclog.Logger
-	host    *plugin.Host
-	engine  *action.Engine
-	node    *cluster.NodeConfig
-	view    *cluster.View
-	boot    string
-	gen     atomic.Uint64
-	started time.Time
-	metrics *metrics
-	orch    *orch
+	cfg    Config
+	log    hclog.Logger
+	host   *plugin.Host
+	engine *action.Engine
+	node   *cluster.NodeConfig
+	view   *cluster.View
+	boot   uint64
+	// rebooted: the host booted since the last daemon start.
+	rebooted bool
+	started  time.Time
+	// pubMu serialises publications: gen and pubAt are the last one's.
+	pubMu sync.Mutex
+	gen   uint64
+	pubAt time.Time
+	// syncPending: peers whose new datasets the sync loop has to read.
+	syncMu      sync.Mutex
+	syncPending map[string]bool
+	syncWake    chan struct{}
+	metrics     *metrics
+	orch        *orch
 	// wake asks the orchestrator to decide now.
 	wake chan struct{}
 	// arbitratorVotes are the arbitrators' votes this node holds.
@@ -116,16 +122,20 @@ func New(cfg Config) (*Daemon, error) {
 		cfg.ScanInterval = 2 * time.Second
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, svcs: map[string]*service{}, subs: map[chan api.Event]struct{}{},
-		started: time.Now(), orch: newOrch(), wake: make(chan struct{}, 1)}
-	b := make([]byte, 8)
-	rand.Read(b)
-	d.boot = hex.EncodeToString(b)
+		started: time.Now(), orch: newOrch(), wake: make(chan struct{}, 1),
+		syncPending: map[string]bool{}, syncWake: make(chan struct{}, 1)}
 	d.host = plugin.New(plugin.Config{Dir: cfg.PluginDir, Logger: cfg.Logger})
 	d.engine = action.New(action.Config{Plugins: d.host, RunDir: cfg.RunDir, StateDir: cfg.StateDir, Logger: cfg.Logger})
 	if err := d.loadNodeConfig(); err != nil {
 		d.host.Close()
 		return nil, err
 	}
+	boot, rebooted, err := nextBoot(cfg.StateDir, cfg.RunDir)
+	if err != nil {
+		d.host.Close()
+		return nil, err
+	}
+	d.boot, d.rebooted = boot, rebooted
 	d.metrics = newMetrics(d)
 	for _, hb := range d.node.Heartbeats {
 		d.metrics.rejects.WithLabelValues(hb.Name) // shown at 0 from the start
@@ -215,6 +225,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	run(d.statusLoop)
 	run(d.publishLoop)
+	run(d.peerSyncLoop)
 	run(d.tickLoop)
 	run(d.scanLoop)
 	run(d.orchestrateLoop)

@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/vigil-ha/vigil/core/action"
 	"github.com/vigil-ha/vigil/core/api"
-	"github.com/vigil-ha/vigil/core/cluster"
+	"github.com/vigil-ha/vigil/core/node"
 	"github.com/vigil-ha/vigil/core/orchestrator"
 	"github.com/vigil-ha/vigil/core/status"
 )
@@ -28,6 +27,14 @@ type orch struct {
 	restarts    map[string]*restarts // service/rid -> monitor's restart budget
 	quorum      bool
 	quorumKnown bool
+	// resumed: this daemon went unheard past the heartbeat timeout and has
+	// heard the cluster again: its next decisions stop what a peer took
+	// over (see node.Unheard).
+	resumed bool
+	// rereadUntil: after such a gap, the view is read again until then
+	// before anything is decided.
+	rereadUntil time.Time
+	lastTick    time.Time
 }
 
 func newOrch() *orch {
@@ -53,12 +60,40 @@ func (d *Daemon) orchestrateLoop(ctx context.Context) {
 			now = time.Now() // a peer lost or back, a fence confirmed: act now
 		}
 		d.forgetFences()
+		if d.rereading(now) {
+			continue
+		}
 		v := d.orchestratorView(now)
 		d.noteQuorum(ctx, v)
 		for _, a := range orchestrator.Decide(v) {
 			d.execute(ctx, a)
 		}
+		d.orch.mu.Lock()
+		d.orch.resumed = false
+		d.orch.mu.Unlock()
 	}
+}
+
+// rereading reports whether the daemon must read the cluster again before
+// it decides: after a gap longer than the heartbeat timeout (it was frozen
+// or starved), its view of the peers is as old as the gap. The peers are
+// judged afresh from now (a peer is not lost because this node slept), and
+// nothing is decided for a timeout, long enough for every live peer to be
+// heard; the first decisions after that stop what a peer took over.
+func (d *Daemon) rereading(now time.Time) bool {
+	timeout := d.heartbeatTimeout()
+	d.orch.mu.Lock()
+	defer d.orch.mu.Unlock()
+	last := d.orch.lastTick
+	d.orch.lastTick = now
+	if node.Unheard(last, now, timeout) || node.Unheard(d.lastPublished(), now, timeout) {
+		d.log.Warn("this daemon went unheard longer than the heartbeat timeout: reading the cluster again before acting",
+			"gap", now.Sub(last).Round(time.Millisecond), "timeout", timeout)
+		d.view.Resume(now)
+		d.orch.rereadUntil = now.Add(timeout)
+		d.orch.resumed = true
+	}
+	return now.Before(d.orch.rereadUntil)
 }
 
 // forgetFences drops the fence confirmation of nodes that came back: a
@@ -68,77 +103,42 @@ func (d *Daemon) forgetFences() {
 	d.orch.mu.Lock()
 	defer d.orch.mu.Unlock()
 	for n := range d.orch.fenced {
-		if p := snap.Peers[n]; p != nil && p.State != cluster.Lost {
+		if !node.FenceStillDue(snap.Peers[n]) {
 			delete(d.orch.fenced, n)
 		}
 	}
 }
 
-func nodeState(s cluster.NodeState) orchestrator.NodeState {
-	switch s {
-	case cluster.Ready:
-		return orchestrator.NodeReady
-	case cluster.Joining:
-		return orchestrator.NodeJoining
-	case cluster.Lost:
-		return orchestrator.NodeLost
-	}
-	return orchestrator.NodeUnknown
-}
-
 // orchestratorView turns the cluster view and the local services into the
-// orchestrator's input.
+// orchestrator's input (core/node builds it, as in the simulation).
 func (d *Daemon) orchestratorView(now time.Time) orchestrator.View {
 	snap := d.view.Snapshot()
-	v := orchestrator.View{Local: d.node.Local, Now: now, Nodes: map[string]orchestrator.Node{}, ReadyWindow: d.readyWindow()}
 	d.mu.Lock()
 	localState := d.state
 	d.mu.Unlock()
-	d.orch.mu.Lock()
-	v.Nodes[d.node.Local] = orchestrator.Node{Name: d.node.Local, State: nodeState(localState)}
-	alive := 1
-	for name, p := range snap.Peers {
-		_, st := d.node.Stonith[name]
-		v.Nodes[name] = orchestrator.Node{Name: name, State: nodeState(p.State), Fenced: d.orch.fenced[name], Stonith: st}
-		if p.State == cluster.Ready || p.State == cluster.Joining {
-			alive++
-		}
+	in := node.ViewInput{Local: d.node.Local, Now: now, LocalState: localState, Peers: snap.Peers,
+		Stonith: map[string]time.Duration{}, ReadyWindow: d.readyWindow(), PriorityFenceDelay: d.node.PriorityFenceDelay,
+		Order: d.node.Nodes}
+	for n, st := range d.node.Stonith {
+		in.Stonith[n] = st.Delay
 	}
+	d.orch.mu.Lock()
+	in.Fenced = maps.Clone(d.orch.fenced)
+	in.Resumed = d.orch.resumed
 	since := maps.Clone(d.orch.since)
 	d.orch.mu.Unlock()
-	v.Quorum = d.quorum(alive)
+	in.Quorum = d.quorum(node.Alive(snap.Peers))
 
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	for name, s := range d.svcs {
 		if s.conf == nil {
 			continue
 		}
-		svc := orchestrator.Service{
-			Name: name, Orchestrate: s.conf.Keywords["orchestrate"], Nodes: strings.Fields(s.conf.Keywords["nodes"]),
-			Stonith: s.conf.Keywords["stonith"] != "false", Expect: orchestrator.Expectation(s.persist.Expect.Value),
-			Target: s.persist.Expect.Target, Instances: map[string]orchestrator.Instance{},
-		}
-		svc.Instances[d.node.Local] = orchestrator.Instance{State: localInstanceState(s), Avail: s.status.Avail, Since: since[name], Unknown: s.statusAt.IsZero()}
-		for peer, p := range snap.Peers {
-			if p.Dataset == nil {
-				continue
-			}
-			if inst := p.Dataset.Services[name]; inst != nil {
-				svc.Instances[peer] = orchestrator.Instance{State: orchestrator.InstanceState(inst.State), Avail: inst.Status.Avail, Unknown: inst.Updated.IsZero()}
-			}
-		}
-		v.Services = append(v.Services, svc)
+		in.Services = append(in.Services, node.Service{Name: name, Keywords: s.conf.Keywords, State: s.persist.State,
+			Expect: s.persist.Expect, Status: s.status, Evaluated: !s.statusAt.IsZero(), Since: since[name]})
 	}
-	slices.SortFunc(v.Services, func(a, b orchestrator.Service) int { return strings.Compare(a.Name, b.Name) })
-	return v
-}
-
-func localInstanceState(s *service) orchestrator.InstanceState {
-	if s.persist.State == "" {
-		return orchestrator.Idle
-	}
-	return orchestrator.InstanceState(s.persist.State)
+	d.mu.Unlock()
+	return node.BuildView(in)
 }
 
 // setState records the local instance's state and publishes it at once:
@@ -179,7 +179,7 @@ func (d *Daemon) execute(ctx context.Context, a orchestrator.Action) {
 		}
 		d.orch.mu.Unlock()
 	case orchestrator.Fence:
-		d.fence(ctx, a.Node)
+		d.fence(ctx, a.Node, a.Delay)
 	case orchestrator.Claim:
 		log.Info("claiming the start", "reason", a.Reason)
 		d.warnUnfenced(a)
@@ -222,50 +222,104 @@ func (d *Daemon) warnUnfenced(a orchestrator.Action) {
 	}
 }
 
-// fence powers a lost node off through its [stonith#node] method, in the
-// background, retrying with a capped backoff until it is confirmed or the
-// node comes back. No takeover happens before the confirmation.
-func (d *Daemon) fence(ctx context.Context, node string) {
+// fence powers a lost (or never heard) node off through its
+// [stonith#node] method, in the background, retrying with a capped backoff
+// until it is confirmed or the node is heard again. No takeover happens
+// before the confirmation. A target its BMC already reports off is
+// confirmed at once; otherwise the fence waits its delay first (the side
+// running the services wins a split), and the power-off is sent only while
+// the target is still lost: an attempt in flight is cancelled as soon as
+// the target is heard again.
+func (d *Daemon) fence(ctx context.Context, target string, delay time.Duration) {
 	d.orch.mu.Lock()
-	if d.orch.fencing[node] || d.orch.fenced[node] {
+	if d.orch.fencing[target] || d.orch.fenced[target] {
 		d.orch.mu.Unlock()
 		return
 	}
-	d.orch.fencing[node] = true
+	d.orch.fencing[target] = true
 	d.orch.mu.Unlock()
-	cfg := d.node.Stonith[node]
-	log := d.log.Named("stonith").With("target", node, "type", cfg.Type)
+	cfg := d.node.Stonith[target]
+	log := d.log.Named("stonith").With("target", target, "type", cfg.Type)
+	due := func() bool { return node.FenceStillDue(d.view.Snapshot().Peers[target]) }
 	go func() {
 		defer func() {
 			d.orch.mu.Lock()
-			delete(d.orch.fencing, node)
+			delete(d.orch.fencing, target)
 			d.orch.mu.Unlock()
 		}()
+		// Every call is cancelled once the target is heard again.
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			t := time.NewTicker(d.tickInterval())
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if !due() {
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+		confirmed := func(begin time.Time, how string, lines []string) {
+			d.orch.mu.Lock()
+			d.orch.fenced[target] = true
+			d.orch.mu.Unlock()
+			d.poke()
+			log.Warn("node fenced: "+how, "took", time.Since(begin).Round(time.Millisecond), "log", strings.Join(lines, "; "))
+			d.metrics.fence(true)
+			d.emit(api.Event{Kind: "fence", Node: target, Message: "fenced"})
+		}
 		backoff := 500 * time.Millisecond
-		for attempt := 1; ctx.Err() == nil; attempt++ {
-			if p := d.view.Snapshot().Peers[node]; p == nil || p.State != cluster.Lost {
-				log.Info("node is back: fencing called off")
+		for attempt := 1; ; attempt++ {
+			if !due() {
+				log.Info("node is heard again: fencing called off")
 				return
 			}
 			begin := time.Now()
 			fencer, err := d.host.Stonith(ctx, cfg.Type)
+			if err == nil && attempt == 1 {
+				// Off already (powered off, dead PSU): nothing to wait for.
+				pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+				power, perr := fencer.PowerStatus(pctx, target, cfg.Keywords)
+				pcancel()
+				if perr == nil && power == "off" {
+					confirmed(begin, "its BMC reports it off", nil)
+					return
+				}
+				if delay > 0 {
+					log.Info("waiting the fence delay before the power-off", "delay", delay, "power", power)
+					select {
+					case <-ctx.Done():
+						log.Info("node is heard again during the fence delay: fencing called off")
+						return
+					case <-time.After(delay):
+					}
+					if !due() {
+						log.Info("node is heard again: fencing called off")
+						return
+					}
+				}
+			}
 			var lines []string
 			if err == nil {
-				lines, err = fencer.Fence(ctx, node, cfg.Keywords)
+				lines, err = fencer.Fence(ctx, target, cfg.Keywords)
 			}
 			if err == nil {
-				d.orch.mu.Lock()
-				d.orch.fenced[node] = true
-				d.orch.mu.Unlock()
-				d.poke()
-				log.Warn("node fenced: power-off confirmed", "took", time.Since(begin).Round(time.Millisecond), "log", strings.Join(lines, "; "))
-				d.metrics.fence(true)
-				d.emit(api.Event{Kind: "fence", Node: node, Message: "fenced"})
+				confirmed(begin, "power-off confirmed", lines)
+				return
+			}
+			if ctx.Err() != nil {
+				log.Info("fencing called off", "reason", "node heard again or daemon stopping", "error", err)
 				return
 			}
 			d.metrics.fence(false)
 			log.Error("fencing failed: no takeover until it succeeds", "attempt", attempt, "error", err, "retry_in", backoff)
-			d.emit(api.Event{Kind: "fence", Node: node, Message: "failed: " + err.Error()})
+			d.emit(api.Event{Kind: "fence", Node: target, Message: "failed: " + err.Error()})
 			select {
 			case <-ctx.Done():
 				return
