@@ -179,6 +179,17 @@ var (
 	ridRE         = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 )
 
+// CheckServiceName refuses a name that cannot be a service's: one that
+// is not letters, digits, '.', '_' and '-' starting with a letter or
+// digit, or is longer than a file name may be. Check names that come from
+// outside (a peer's dataset, an API path) with it before they make a path.
+func CheckServiceName(name string) error {
+	if len(name) > 250 || !serviceNameRE.MatchString(name) {
+		return fmt.Errorf("%w %q: use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 250 bytes", ErrBadServiceName, name)
+	}
+	return nil
+}
+
 func (l *loader) serviceName() string {
 	base := filepath.Base(l.path)
 	for _, ext := range []string{".env", ".conf"} {

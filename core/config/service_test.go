@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -494,5 +495,35 @@ func TestParse_TypeSelectsADriverBesideThePlainType(t *testing.T) {
 	}
 	if r := svc.Resource("ip#2"); r.Type != "ip.cni" || r.Group != "ip" || r.Keywords["network"] != "n" {
 		t.Errorf("ip#2 = %+v, want an ip.cni resource", r)
+	}
+}
+
+func TestCheckServiceName_RefusesNamesThatAreNotAFileName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"registry.opensvc.com", true},
+		{"a", true},
+		{"svc_1-b", true},
+		{"", false},
+		{"..", false},
+		{"../etc/x", false},
+		{"a/b", false},
+		{".hidden", false},
+		{"-flag", false},
+		{"a b", false},
+		{"a\x00b", false},
+		{strings.Repeat("a", 251), false},
+	} {
+		t.Run(fmt.Sprintf("%q", tc.name), func(t *testing.T) {
+			err := CheckServiceName(tc.name)
+			if (err == nil) != tc.ok {
+				t.Fatalf("CheckServiceName(%q) = %v, want ok %v", tc.name, err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrBadServiceName) {
+				t.Fatalf("error %v is not ErrBadServiceName", err)
+			}
+		})
 	}
 }
