@@ -67,6 +67,9 @@ password_file = /etc/vigil/bmc-%[1]s.pass
 cipher = 3
 `, NodeName(k), l.BMCAddr(k), bmcUser)
 	}
+	if l.ArbitratorPort != 0 {
+		fmt.Fprintf(&b, "\n[arbitrator#1]\nuri = tcp://%s:%d\n", l.ClientAddr(), l.ArbitratorPort)
+	}
 	return b.String()
 }
 

@@ -168,3 +168,15 @@ func TestClusterConf_StonithMethodAndSplitAction(t *testing.T) {
 		})
 	}
 }
+
+func TestClusterConf_ArbitratorInTheClientNamespace(t *testing.T) {
+	l := fixtureLab()
+	if conf := l.clusterConf(); strings.Contains(conf, "arbitrator") {
+		t.Fatalf("an arbitrator listed without ArbitratorPort:\n%s", conf)
+	}
+	l.ArbitratorPort = 7400
+	conf := l.clusterConf()
+	if !strings.Contains(conf, "[arbitrator#1]\nuri = tcp://"+l.ClientAddr()+":7400\n") {
+		t.Fatalf("cluster.conf lists no arbitrator at the client's address:\n%s", conf)
+	}
+}

@@ -75,6 +75,9 @@ type Lab struct {
 	Stonith string `json:"stonith,omitempty"`
 	// SplitAction is cluster.conf's split_action ("" leaves the default).
 	SplitAction string `json:"split_action,omitempty"`
+	// ArbitratorPort, when set, is the port of an arbitrator in the
+	// client namespace that cluster.conf lists (see Config).
+	ArbitratorPort int `json:"arbitrator_port,omitempty"`
 
 	Loops      []Loop   `json:"loops,omitempty"`
 	VGs        []string `json:"vgs,omitempty"`

@@ -26,6 +26,12 @@ type Config struct {
 	// SplitAction is cluster.conf's split_action: "" (the daemon's
 	// default), "none" or "stop".
 	SplitAction string
+	// ArbitratorPort, when set, lists an arbitrator in cluster.conf:
+	// [arbitrator#1] at the client namespace's address on this port
+	// (reachable from every node, and left up by a node's net cut only
+	// when the cut is a route, not the switch port). The lab does not run
+	// it: a test starts vigil-arbitrator in ClientNS.
+	ArbitratorPort int
 	// Tool is the vigil-lab binary whose hidden commands run the lab's
 	// own processes (node inits, the BMCs' supervisor and power
 	// control); its directory is the lab's bin directory, where the
@@ -107,6 +113,7 @@ func Up(ctx context.Context, cfg Config, w io.Writer) (*Lab, error) {
 	l.BinDir, l.Tool = filepath.Dir(self), self
 	l.HBInterval, l.HBTimeout = fmtDuration(cfg.HBInterval), fmtDuration(cfg.HBTimeout)
 	l.Stonith, l.SplitAction = cfg.Stonith, cfg.SplitAction
+	l.ArbitratorPort = cfg.ArbitratorPort
 	if err := l.save(); err != nil {
 		return nil, err
 	}

@@ -184,6 +184,10 @@ type Options struct {
 	Nodes       int    // 2 when 0
 	Stonith     string // "" (vigil-lab's default, ipmi), ipmi or fence_agent
 	SplitAction string // "" or stop
+	// ArbitratorPort lists an arbitrator in cluster.conf, in the lab's
+	// client namespace on this port (lab.Config.ArbitratorPort); the test
+	// runs it.
+	ArbitratorPort int
 }
 
 // validPrefix is a lab name's beginning that leaves room for a random
@@ -239,7 +243,7 @@ func (s *Suite) New(t *testing.T, opts Options) *Lab {
 	built, err := lab.Up(context.Background(), lab.Config{
 		Name: l.Name, Nodes: opts.Nodes, HBInterval: HBInterval, HBTimeout: HBTimeout,
 		Images: true, Services: true, Stonith: opts.Stonith, SplitAction: opts.SplitAction,
-		Tool: filepath.Join(l.Bin, "vigil-lab"),
+		Tool: filepath.Join(l.Bin, "vigil-lab"), ArbitratorPort: opts.ArbitratorPort,
 	}, &out)
 	l.lab = built // nil when nothing was made
 	if err != nil {
