@@ -15,8 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
@@ -206,18 +209,56 @@ func (s *session) close() {
 	s.emitMu.Unlock()
 }
 
-// reject queues an EventReject, at most one per class and peer per
-// RejectEvery. It never blocks: it runs in memberlist's callbacks and
-// logger, and a reject dropped on a full queue is followed by others.
-func (s *session) reject(class, peer, reason string) {
-	if !s.limit.allow(class+"\x00"+peer, time.Now()) {
+// Reject classes: the first word of a reject's Reason, before ": ".
+// Core counts rejects by it, so it is a fixed word: the details after it
+// may name addresses and claimed names, which a flood makes unbounded.
+const (
+	rejectBadTag      = "bad_tag"        // traffic the heartbeat key does not decrypt
+	rejectUnencrypted = "unencrypted"    // plain traffic where the key is required
+	rejectMalformed   = "malformed"      // a damaged frame, packet or stream
+	rejectForeign     = "foreign"        // a node not of this cluster, or of another label
+	rejectDupName     = "duplicate_name" // two processes claim one node name
+)
+
+// reject queues an EventReject whose Reason is "class: details". via
+// says where it was refused (packet, stream, frame...), so that one
+// kind of refused traffic does not hide another of the same class. At
+// most one reject per class, via and cluster node passes per RejectEvery
+// (per class and via alone when the claimed sender is not a node of the
+// cluster: such names are the sender's to invent). It never blocks: it
+// runs in memberlist's callbacks and logger, and a reject dropped on a
+// full queue is followed by others.
+func (s *session) reject(class, via, peer, details string) {
+	key := class + "\x00" + via
+	if s.st.nodes[peer] {
+		key += "\x00" + peer
+	}
+	if !s.limit.allow(key, time.Now()) {
 		return
 	}
+	peer = printableName(peer)
+	reason := class + ": " + details
 	s.log.Warn("rejected", "peer", peer, "reason", reason)
 	select {
 	case s.rejects <- sdk.HeartbeatEvent{Kind: sdk.EventReject, Peer: peer, Reason: reason}:
 	default:
 	}
+}
+
+// printableName makes a claimed sender name, which may be any bytes,
+// fit the event's Peer: valid UTF-8 (the wire to core is protobuf
+// strings), printable (core logs it), and no longer than a node name
+// may be.
+func printableName(name string) string {
+	if len(name) > maxNameLen {
+		name = name[:maxNameLen]
+	}
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, name)
 }
 
 // monitor reports silent peers and emits the events queued by callbacks.
@@ -423,13 +464,13 @@ func (s *session) NotifyMsg(b []byte) {
 	sender, ds, err := decodeFrame(b)
 	switch {
 	case err != nil:
-		s.reject("frame", sender, fmt.Sprintf("dropped a frame: %v", err))
+		s.reject(rejectMalformed, "frame", sender, fmt.Sprintf("dropped a frame: %v", err))
 		return
 	case sender == s.st.local:
-		s.reject("self", sender, fmt.Sprintf("a frame claims to come from this node %q: another node uses the same name", sender))
+		s.reject(rejectDupName, "frame", sender, fmt.Sprintf("a frame claims to come from this node %q: another node uses the same name", sender))
 		return
 	case !s.st.nodes[sender]:
-		s.reject("foreign", sender, fmt.Sprintf("dropped a frame from %q, which is not a node of this cluster (%s)", sender, s.st.nodeList))
+		s.reject(rejectForeign, "frame", sender, fmt.Sprintf("dropped a frame from %q, which is not a node of this cluster (%s)", sender, s.st.nodeList))
 		return
 	}
 	// memberlist may reuse its buffer; core keeps the dataset.
@@ -504,7 +545,7 @@ func (s *session) NotifyAlive(n *memberlist.Node) error {
 	if s.st.nodes[n.Name] {
 		return nil
 	}
-	s.reject("foreign", n.Name, fmt.Sprintf("refused node %q at %s: not a node of this cluster (%s); add it to nodes or stop it", n.Name, n.Address(), s.st.nodeList))
+	s.reject(rejectForeign, "alive", n.Name, fmt.Sprintf("refused node %q at %s: not a node of this cluster (%s); add it to nodes or stop it", n.Name, n.Address(), s.st.nodeList))
 	return fmt.Errorf("%q: %w", n.Name, errNotMember)
 }
 
@@ -515,7 +556,7 @@ func (s *session) NotifyMerge(peers []*memberlist.Node) error {
 	for _, n := range peers {
 		if (n.State == memberlist.StateAlive || n.State == memberlist.StateSuspect) && !s.st.nodes[n.Name] {
 			bad = append(bad, n.Name)
-			s.reject("foreign", n.Name, fmt.Sprintf("refused a join bringing node %q at %s: not a node of this cluster (%s)", n.Name, n.Address(), s.st.nodeList))
+			s.reject(rejectForeign, "alive", n.Name, fmt.Sprintf("refused a join bringing node %q at %s: not a node of this cluster (%s)", n.Name, n.Address(), s.st.nodeList))
 		}
 	}
 	if bad != nil {
@@ -526,5 +567,5 @@ func (s *session) NotifyMerge(peers []*memberlist.Node) error {
 
 // NotifyConflict reports two live processes claiming one node name.
 func (s *session) NotifyConflict(existing, other *memberlist.Node) {
-	s.reject("conflict", existing.Name, fmt.Sprintf("two nodes claim the name %q: %s and %s; give each node its own name", existing.Name, existing.Address(), other.Address()))
+	s.reject(rejectDupName, "conflict", existing.Name, fmt.Sprintf("two nodes claim the name %q: %s and %s; give each node its own name", existing.Name, existing.Address(), other.Address()))
 }

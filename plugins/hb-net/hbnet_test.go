@@ -127,10 +127,13 @@ type testCluster struct {
 	t     *testing.T
 	addrs map[string]string // node -> ip:port
 	order []string
+	// timeout of the heartbeats started; testTimeout unless a test
+	// needs more room.
+	timeout time.Duration
 }
 
 func newTestCluster(t *testing.T, names ...string) *testCluster {
-	c := &testCluster{t: t, addrs: make(map[string]string)}
+	c := &testCluster{t: t, addrs: make(map[string]string), timeout: testTimeout}
 	for _, n := range names {
 		c.add(n)
 	}
@@ -198,7 +201,7 @@ func (c *testCluster) startDriver(name string, key []byte, nodes []string, edit 
 	edit(d)
 	cfg := sdk.HeartbeatConfig{
 		Name: "hb#1", Type: Type, Cluster: "test", LocalNode: name, Nodes: nodes,
-		Interval: testInterval, Timeout: testTimeout,
+		Interval: testInterval, Timeout: c.timeout,
 		Keywords: map[string]string{KwAddrs: c.addrsKeyword(nodes)},
 		Key:      key,
 	}

@@ -15,7 +15,7 @@ import (
 // debug (memberlist is chatty at the rates a 1 s timeout needs).
 type logSink struct {
 	log    hclog.Logger
-	reject func(class, peer, reason string)
+	reject func(class, via, peer, details string)
 }
 
 // Write receives one log line per call (log.Logger guarantees it).
@@ -23,8 +23,8 @@ func (w *logSink) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
 	level, msg := splitLevel(line)
 	w.log.Debug(msg, "level", level)
-	if class, reason, ok := classifyLogLine(line); ok {
-		w.reject(class, "", reason)
+	if class, via, details, ok := classifyLogLine(line); ok {
+		w.reject(class, via, "", details)
 	}
 	return len(p), nil
 }
@@ -42,11 +42,13 @@ func splitLevel(line string) (level, msg string) {
 var fromRE = regexp.MustCompile(`from=(\S+)`)
 
 // classifyLogLine recognizes the memberlist lines that mean refused
-// traffic. class keys the rate limit, so it must not contain the
-// address: a flood from many sources is still one reject a second.
-func classifyLogLine(line string) (class, reason string, ok bool) {
+// traffic, and returns the reject class, where it was refused (packet
+// or stream) and the details. Class and via key the rate limit, and the
+// class core's count, so they never contain the address: a flood from
+// many sources is still one reject a second, one count key.
+func classifyLogLine(line string) (class, via, details string, ok bool) {
 	if !strings.Contains(line, "[ERR]") && !strings.Contains(line, "[WARN]") {
-		return "", "", false
+		return "", "", "", false
 	}
 	from := "an unknown sender"
 	if m := fromRE.FindStringSubmatch(line); m != nil {
@@ -55,22 +57,26 @@ func classifyLogLine(line string) (class, reason string, ok bool) {
 	lower := strings.ToLower(line)
 	switch {
 	case strings.Contains(lower, "decrypt packet failed"):
-		return "decrypt-packet", "dropped a packet from " + from + " that the heartbeat key does not decrypt (a node with another cluster secret?)", true
+		return rejectBadTag, "packet", "dropped a packet from " + from + " that the heartbeat key does not decrypt (a node with another cluster secret?)", true
 	case strings.Contains(lower, "decrypt"):
-		return "decrypt-stream", "dropped a connection from " + from + " that the heartbeat key does not decrypt (a node with another cluster secret?)", true
+		return rejectBadTag, "stream", "dropped a connection from " + from + " that the heartbeat key does not decrypt (a node with another cluster secret?)", true
 	case strings.Contains(lower, "not encrypted"), strings.Contains(lower, "encryption is not configured"):
-		return "unencrypted", "dropped unencrypted traffic from " + from + " (a node without the cluster secret?)", true
+		return rejectUnencrypted, "any", "dropped unencrypted traffic from " + from + " (a node without the cluster secret?)", true
 	case strings.Contains(lower, "invalid checksum"):
-		return "checksum", "dropped a packet with a bad checksum", true
+		return rejectMalformed, "packet", "dropped a packet with a bad checksum", true
+	case strings.Contains(lower, "larger than limit"):
+		return rejectMalformed, "stream", "dropped a connection from " + from + " announcing more state than memberlist accepts", true
 	case strings.Contains(lower, "unacceptable label"):
-		return "label", "dropped traffic from " + from + " with another cluster label", true
+		return rejectForeign, "label", "dropped traffic from " + from + " with another cluster label", true
+	case strings.Contains(lower, "label header"), strings.Contains(lower, "cannot decode label"):
+		return rejectMalformed, "label", "dropped traffic from " + from + " with a damaged label header", true
 	}
-	return "", "", false
+	return "", "", "", false
 }
 
 // limiter lets one event per key through per period. Keys come from a
-// bounded set (reject classes, node names of frames that passed the
-// cluster key), and the map is reset if it ever grows past maxKeys.
+// bounded set (reject classes, each with the cluster's node names), and
+// the map is reset if it ever grows past maxLimiterKeys.
 type limiter struct {
 	every time.Duration
 	mu    sync.Mutex

@@ -11,33 +11,36 @@ import (
 
 func TestClassifyLogLine(t *testing.T) {
 	tests := []struct {
-		line, class, reasonHas string
+		line, class, detailsHave string
 	}{
-		{"[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=127.0.0.4:7946", "decrypt-packet", "from 127.0.0.4:7946"},
-		{"[ERR] memberlist: failed to receive: no installed keys could decrypt the message from=10.0.0.9:40122", "decrypt-stream", "from 10.0.0.9:40122"},
-		{"[ERR] memberlist: failed to receive: encryption is configured but remote state is not encrypted from=10.0.0.9:1", "unencrypted", "without the cluster secret"},
-		{"[WARN] memberlist: Got invalid checksum for UDP packet: 1, 2", "checksum", "bad checksum"},
-		{"[ERR] memberlist: discarding packet with unacceptable label \"x\": from=10.0.0.9:1", "label", "another cluster label"},
+		{"[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=127.0.0.4:7946", rejectBadTag, "from 127.0.0.4:7946"},
+		{"[ERR] memberlist: failed to receive: no installed keys could decrypt the message from=10.0.0.9:40122", rejectBadTag, "from 10.0.0.9:40122"},
+		{"[ERR] memberlist: failed to receive: encryption is configured but remote state is not encrypted from=10.0.0.9:1", rejectUnencrypted, "without the cluster secret"},
+		{"[WARN] memberlist: Got invalid checksum for UDP packet: 1, 2", rejectMalformed, "bad checksum"},
+		{"[ERR] memberlist: discarding packet with unacceptable label \"x\": from=10.0.0.9:1", rejectForeign, "another cluster label"},
+		{"[ERR] memberlist: failed to receive: remote node state is larger than limit (4294967295) from=10.0.0.9:3", rejectMalformed, "from 10.0.0.9:3"},
+		{"[ERR] memberlist: cannot decode label; packet has been truncated from=10.0.0.9:4", rejectMalformed, "damaged label header"},
+		{"[ERR] memberlist: failed to receive and remove the stream label header: label header cannot be empty when present from=10.0.0.9:5", rejectMalformed, "from 10.0.0.9:5"},
 		{"[DEBUG] memberlist: Failed to join 10.0.0.2:7946: remote error: no installed keys could decrypt the message", "", ""},
 		{"[INFO] memberlist: Marking n2 as failed, suspect timeout reached", "", ""},
 		{"[ERR] memberlist: Failed to send gossip to 10.0.0.2:7946: connection refused", "", ""},
 	}
 	for _, tt := range tests {
-		class, reason, ok := classifyLogLine(tt.line)
-		if ok != (tt.class != "") || class != tt.class || !strings.Contains(reason, tt.reasonHas) {
-			t.Errorf("classify(%q) = %q, %q, %v; want class %q, reason with %q", tt.line, class, reason, ok, tt.class, tt.reasonHas)
+		class, _, details, ok := classifyLogLine(tt.line)
+		if ok != (tt.class != "") || class != tt.class || !strings.Contains(details, tt.detailsHave) {
+			t.Errorf("classify(%q) = %q, %q, %v; want class %q, details with %q", tt.line, class, details, ok, tt.class, tt.detailsHave)
 		}
 	}
 }
 
 func TestLogSink_RejectsThroughAStdLogger(t *testing.T) {
 	var got []string
-	sink := &logSink{log: hclog.NewNullLogger(), reject: func(class, peer, reason string) { got = append(got, class) }}
+	sink := &logSink{log: hclog.NewNullLogger(), reject: func(class, via, peer, details string) { got = append(got, class) }}
 	l := log.New(sink, "", 0)
 	l.Printf("[ERR] memberlist: Decrypt packet failed: %v %s", "no installed keys could decrypt the message", "from=127.0.0.9:1")
 	l.Printf("[DEBUG] memberlist: Stream connection from=127.0.0.9:2")
-	if len(got) != 1 || got[0] != "decrypt-packet" {
-		t.Errorf("rejects = %v, want [decrypt-packet]", got)
+	if len(got) != 1 || got[0] != rejectBadTag {
+		t.Errorf("rejects = %v, want [%s]", got, rejectBadTag)
 	}
 }
 
