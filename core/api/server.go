@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -14,7 +15,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/vigil-ha/vigil/core/config"
 )
+
+// MaxRequestBody bounds a request's body. The largest a caller needs is a
+// config set whose values make up a whole config file (config.MaxFileSize)
+// with every byte escaped to two in JSON, plus the request around it.
+const MaxRequestBody = 2*config.MaxFileSize + 64<<10
 
 // ServerConfig configures a Server.
 type ServerConfig struct {
@@ -130,16 +138,20 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/services/{svc}/action", func(w http.ResponseWriter, r *http.Request) {
 		var req ActionRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		svc, ok := service(w, r)
+		if !ok || !decodeBody(w, r, &req) {
 			return
 		}
 		stream(w, func(progress func(string)) error {
-			return s.cfg.Backend.Action(r.Context(), r.PathValue("svc"), req, progress)
+			return s.cfg.Backend.Action(r.Context(), svc, req, progress)
 		})
 	})
 	mux.HandleFunc("GET /v1/services/{svc}/config", func(w http.ResponseWriter, r *http.Request) {
-		b, err := s.cfg.Backend.ConfigGet(r.Context(), r.PathValue("svc"))
+		svc, ok := service(w, r)
+		if !ok {
+			return
+		}
+		b, err := s.cfg.Backend.ConfigGet(r.Context(), svc)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
@@ -148,14 +160,18 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/services/{svc}/config", func(w http.ResponseWriter, r *http.Request) {
 		var req ConfigSet
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		svc, ok := service(w, r)
+		if !ok || !decodeBody(w, r, &req) {
 			return
 		}
-		stream(w, func(func(string)) error { return s.cfg.Backend.ConfigSet(r.Context(), r.PathValue("svc"), req.KV) })
+		stream(w, func(func(string)) error { return s.cfg.Backend.ConfigSet(r.Context(), svc, req.KV) })
 	})
 	mux.HandleFunc("POST /v1/services/{svc}/commit", func(w http.ResponseWriter, r *http.Request) {
-		stream(w, func(func(string)) error { return s.cfg.Backend.ConfigCommit(r.Context(), r.PathValue("svc")) })
+		svc, ok := service(w, r)
+		if !ok {
+			return
+		}
+		stream(w, func(func(string)) error { return s.cfg.Backend.ConfigCommit(r.Context(), svc) })
 	})
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")
@@ -171,6 +187,40 @@ func (s *Server) routes() http.Handler {
 		}
 	})
 	return mux
+}
+
+// service returns the request's service name, or answers 400 and false
+// when it cannot be one: backends make paths of it, and a name such as
+// "../x" arrives unescaped from "..%2Fx".
+func service(w http.ResponseWriter, r *http.Request) (string, bool) {
+	svc := r.PathValue("svc")
+	if err := config.CheckServiceName(svc); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return "", false
+	}
+	return svc, true
+}
+
+// decodeBody decodes the request's body, one JSON value of at most
+// MaxRequestBody bytes, into v, or answers 400 or 413 and returns false.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxRequestBody))
+	err := dec.Decode(v)
+	if err == nil {
+		if _, next := dec.Token(); next != io.EOF {
+			err = errors.New("the body must be one JSON object")
+		}
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		http.Error(w, fmt.Sprintf("request body too large: a request may be at most %d bytes", MaxRequestBody), http.StatusRequestEntityTooLarge)
+		return false
+	case err != nil:
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return false
+	}
+	return true
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
