@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"github.com/vigil-ha/vigil/cmd/internal/view"
 	"github.com/vigil-ha/vigil/core/action"
 	"github.com/vigil-ha/vigil/core/api"
+	"github.com/vigil-ha/vigil/core/cluster"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/plugins/docker"
 )
@@ -125,9 +127,26 @@ func newValidateCmd(o *options) *cobra.Command {
 			}
 			var results []result
 			failed := false
+			// With a cluster.conf, a service is checked against it too
+			// (orchestrate = ha needs fencing for every node).
+			var nodeConf *cluster.NodeConfig
+			var nodeErr error
+			if cpath := filepath.Join(o.configDir, "cluster.conf"); fileExists(cpath) {
+				infos, _, err := e.host.Plugins(ctx)
+				if err == nil {
+					nodeConf, err = cluster.LoadNodeConfig(cpath, cluster.KeywordsOf(infos))
+				}
+				nodeErr = err
+			}
 			for _, f := range files {
 				r := result{File: f, OK: true}
-				if _, err := e.engine.Load(ctx, f); err != nil {
+				svc, err := e.engine.Load(ctx, f)
+				if err == nil && nodeConf != nil {
+					err = nodeConf.CheckFencing(svc)
+				} else if err == nil && nodeErr != nil {
+					err = fmt.Errorf("cannot check it against cluster.conf: %w", nodeErr)
+				}
+				if err != nil {
 					failed, r.OK = true, false
 					var errs config.Errors
 					if errors.As(err, &errs) {
@@ -249,4 +268,9 @@ func newPluginsCmd(o *options) *cobra.Command {
 
 func writeResult(w io.Writer, svc, verb string) error {
 	return view.WriteJSON(w, map[string]any{"service": svc, "action": verb, "result": "ok"})
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

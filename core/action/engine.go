@@ -175,7 +175,7 @@ func (e *Engine) Parse(ctx context.Context, path string, data []byte) (*config.S
 
 // ErrBadServiceName: a name that cannot name a service (a path, a
 // reserved name).
-var ErrBadServiceName = errors.New("not a service name")
+var ErrBadServiceName = errors.New("is not a service name")
 
 // reservedNames are files of the config directory that are not services.
 var reservedNames = []string{"cluster", "node"}
@@ -187,16 +187,16 @@ var reservedNames = []string{"cluster", "node"}
 // plain file name inside the config directory.
 func CheckServiceName(name string) error {
 	if name == "" || len(name) > 200 {
-		return fmt.Errorf("%q: %w: give 1 to 200 characters", name, ErrBadServiceName)
+		return fmt.Errorf("%q %w: give 1 to 200 characters", name, ErrBadServiceName)
 	}
 	for i, c := range name {
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '_' || c == '-')
 		if !ok {
-			return fmt.Errorf("%q: %w: use letters, digits, '.', '_' and '-', starting with a letter or a digit", name, ErrBadServiceName)
+			return fmt.Errorf("%q %w: use letters, digits, '.', '_' and '-', starting with a letter or a digit", name, ErrBadServiceName)
 		}
 	}
 	if slices.Contains(reservedNames, name) {
-		return fmt.Errorf("%q: %w: %s.conf is reserved", name, ErrBadServiceName, name)
+		return fmt.Errorf("%q %w: %s.conf is reserved", name, ErrBadServiceName, name)
 	}
 	return nil
 }

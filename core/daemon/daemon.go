@@ -161,22 +161,7 @@ func (d *Daemon) loadNodeConfig() error {
 	if err != nil {
 		return err
 	}
-	kw := func(typ string) ([]config.Keyword, bool) {
-		for _, in := range infos {
-			for _, t := range in.Types {
-				if t.Type == typ {
-					var out []config.Keyword
-					for _, k := range t.Keywords {
-						out = append(out, config.Keyword{Name: k.Name, Type: config.KeywordType(k.Type), Default: k.Default,
-							Required: k.Required, Aliases: k.Aliases, Help: k.Help, Candidates: k.Candidates})
-					}
-					return out, true
-				}
-			}
-		}
-		return nil, false
-	}
-	n, err := cluster.LoadNodeConfig(path, kw)
+	n, err := cluster.LoadNodeConfig(path, cluster.KeywordsOf(infos))
 	if err != nil {
 		return err
 	}

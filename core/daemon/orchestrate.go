@@ -270,7 +270,7 @@ func (d *Daemon) fence(ctx context.Context, target string, delay time.Duration) 
 			d.orch.fenced[target] = true
 			d.orch.mu.Unlock()
 			d.poke()
-			log.Warn("node fenced: "+how, "took", time.Since(begin).Round(time.Millisecond), "log", strings.Join(lines, "; "))
+			log.Warn("node fenced: power-off confirmed", "how", how, "took", time.Since(begin).Round(time.Millisecond), "log", strings.Join(lines, "; "))
 			d.metrics.fence(true)
 			d.emit(api.Event{Kind: "fence", Node: target, Message: "fenced"})
 		}
@@ -288,7 +288,7 @@ func (d *Daemon) fence(ctx context.Context, target string, delay time.Duration) 
 				power, perr := fencer.PowerStatus(pctx, target, cfg.Keywords)
 				pcancel()
 				if perr == nil && power == "off" {
-					confirmed(begin, "its BMC reports it off", nil)
+					confirmed(begin, "its BMC reports it off already", nil)
 					return
 				}
 				if delay > 0 {
@@ -310,7 +310,7 @@ func (d *Daemon) fence(ctx context.Context, target string, delay time.Duration) 
 				lines, err = fencer.Fence(ctx, target, cfg.Keywords)
 			}
 			if err == nil {
-				confirmed(begin, "power-off confirmed", lines)
+				confirmed(begin, "powered off", lines)
 				return
 			}
 			if ctx.Err() != nil {
@@ -339,7 +339,7 @@ func (d *Daemon) runAction(ctx context.Context, name, verb string, rids []string
 		return err
 	}
 	d.mu.Lock()
-	conf := s.conf
+	conf, before := s.conf, orchestrator.InstanceState(s.persist.State)
 	d.mu.Unlock()
 	unlock, err := d.engine.Lock(ctx, name, verb, true)
 	if err != nil {
@@ -367,6 +367,10 @@ func (d *Daemon) runAction(ctx context.Context, name, verb string, rids []string
 		d.clearReachedTarget(name)
 	case verb == "start":
 		d.setState(name, orchestrator.StartFailed)
+	case err == nil && (before == orchestrator.StartFailed || before == orchestrator.Failed):
+		// Stopping what a failure left keeps the failure: the node stays
+		// out of the candidates until an operator starts it again.
+		d.setState(name, before)
 	case err == nil:
 		d.setState(name, orchestrator.Stopped)
 	default:

@@ -37,29 +37,6 @@ func (d *Daemon) admit(name string) error {
 	return fmt.Errorf("service %s: %w", name, action.ErrNoService)
 }
 
-// ErrNoFencing: a service with orchestrate = ha has a node without a
-// fencing method and does not opt out with stonith = false.
-var ErrNoFencing = errors.New("orchestrate = ha needs a fencing method for every node of the service")
-
-// checkFencing refuses orchestrate = ha when a node of the service has no
-// [stonith#node] section, unless the service sets stonith = false itself:
-// without fencing, a frozen or partitioned owner resumes beside the taker.
-func (d *Daemon) checkFencing(conf *config.Service) error {
-	if conf.Keywords["orchestrate"] != "ha" || conf.Keywords["stonith"] == "false" || len(d.node.Nodes) < 2 {
-		return nil
-	}
-	var missing []string
-	for _, n := range strings.Fields(conf.Keywords["nodes"]) {
-		if _, ok := d.node.Stonith[n]; !ok {
-			missing = append(missing, n)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%s: %w: none for %s in %s; add a [stonith#%s] section there, or set stonith = false in [DEFAULT] to run it unfenced",
-		conf.Path, ErrNoFencing, strings.Join(missing, ", "), d.node.Path, missing[0])
-}
 
 // persisted is a service's state that survives a daemon restart.
 type persisted struct {
@@ -172,7 +149,7 @@ func (d *Daemon) loadService(ctx context.Context, name, path string, mtime time.
 	}
 	s.path, s.mtime = path, mtime
 	if err == nil {
-		err = d.checkFencing(conf)
+		err = d.node.CheckFencing(conf)
 	}
 	if err != nil {
 		s.loadErr = err
