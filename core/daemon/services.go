@@ -37,7 +37,6 @@ func (d *Daemon) admit(name string) error {
 	return fmt.Errorf("service %s: %w", name, action.ErrNoService)
 }
 
-
 // persisted is a service's state that survives a daemon restart.
 type persisted struct {
 	// Expect is the cluster-wide operator expectation last known here.
