@@ -1,0 +1,158 @@
+package sim
+
+// The daemon's glue between the cluster view and the orchestrator that is
+// not exported (core/daemon as of commit 8047f88): each function names the
+// one it mirrors, and calls core/node for every decision core/node holds
+// (the view, the read-back of a persisted state, whether a daemon went
+// unheard, whether a fence is still due). What is left here is plumbing;
+// when core/node takes it, the copy goes.
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/vigil-ha/vigil/core/cluster"
+	"github.com/vigil-ha/vigil/core/node"
+	"github.com/vigil-ha/vigil/core/orchestrator"
+)
+
+// initialState mirrors Daemon.loadNodeConfig: a daemon of a cluster of
+// several nodes starts joining.
+func initialState(nc *cluster.NodeConfig) cluster.NodeState {
+	if len(nc.Nodes) > 1 {
+		return cluster.Joining
+	}
+	return cluster.Ready
+}
+
+// nextBoot mirrors daemon.nextBoot: the boot number only grows, whatever
+// the wall clock does.
+func nextBoot(last uint64, wall time.Time) uint64 { return max(last+1, uint64(wall.Unix())) }
+
+// loadPersisted mirrors Daemon.loadService's reading back of a persisted
+// state (node.Recover).
+func loadPersisted(p persisted, rebooted bool) persisted {
+	p.State = node.Recover(p.State, rebooted)
+	return p
+}
+
+// shortest mirrors Daemon.shortest.
+func shortest(nc *cluster.NodeConfig, def time.Duration, of func(cluster.HeartbeatConfig) time.Duration) time.Duration {
+	for i, hb := range nc.Heartbeats {
+		if i == 0 || of(hb) < def {
+			def = of(hb)
+		}
+	}
+	return def
+}
+
+// publishInterval mirrors Daemon.publishInterval.
+func publishInterval(nc *cluster.NodeConfig) time.Duration {
+	return shortest(nc, cluster.DefaultInterval, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Interval })
+}
+
+// tickInterval mirrors Daemon.tickInterval.
+func tickInterval(nc *cluster.NodeConfig) time.Duration {
+	to := shortest(nc, cluster.DefaultTimeout, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Timeout })
+	return min(max(to/20, 10*time.Millisecond), 100*time.Millisecond)
+}
+
+// readyWindow mirrors Daemon.readyWindow.
+func readyWindow(nc *cluster.NodeConfig) time.Duration { return 2 * publishInterval(nc) }
+
+// hasQuorum mirrors daemon.hasQuorum (arbitrators are not simulated yet).
+func hasQuorum(nodes, arbitrators, alive, votes int) bool {
+	if nodes < 3 && arbitrators == 0 {
+		return true
+	}
+	return 2*(alive+votes) > nodes+arbitrators
+}
+
+// orchestratorView mirrors Daemon.orchestratorView: core/node builds the
+// view from what the daemon knows.
+func orchestratorView(d *daemon, now time.Time) orchestrator.View {
+	nc := d.n.nc
+	snap := d.view.Snapshot()
+	in := node.ViewInput{Local: nc.Local, Now: now, LocalState: d.state, Peers: snap.Peers,
+		Stonith: map[string]time.Duration{}, ReadyWindow: readyWindow(nc), PriorityFenceDelay: nc.PriorityFenceDelay,
+		Order: nc.Nodes}
+	for n, st := range nc.Stonith {
+		in.Stonith[n] = st.Delay
+	}
+	in.Fenced = maps.Clone(d.fenced)
+	in.Resumed = d.resumed
+	in.Quorum = hasQuorum(len(nc.Nodes), len(nc.Arbitrators), node.Alive(snap.Peers), 0)
+	for _, s := range d.svcs {
+		in.Services = append(in.Services, node.Service{Name: s.conf.name, Keywords: s.conf.keywords, State: s.persist.State,
+			Expect: s.persist.Expect, Status: s.status, Evaluated: !s.statusAt.IsZero(), Since: d.since[s.conf.name]})
+	}
+	return node.BuildView(in)
+}
+
+// forgetFences mirrors Daemon.forgetFences: a node heard again must be
+// fenced again when lost again.
+func forgetFences(d *daemon) {
+	if len(d.fenced) == 0 {
+		return // (the simulation's shortcut: no snapshot for nothing)
+	}
+	snap := d.view.Snapshot()
+	for n := range d.fenced {
+		if !node.FenceStillDue(snap.Peers[n]) {
+			delete(d.fenced, n)
+		}
+	}
+}
+
+// rereading mirrors Daemon.rereading: after a gap longer than the
+// heartbeat timeout the view is judged afresh and nothing is decided for
+// a timeout; the first decisions after it run with Resumed.
+func rereading(d *daemon, now time.Time) bool {
+	timeout := heartbeatTimeout(d.n.nc)
+	last := d.lastTick
+	d.lastTick = now
+	if node.Unheard(last, now, timeout) || node.Unheard(d.pubAt, now, timeout) {
+		d.n.w.logf(d.n.name, "unheard for longer than the heartbeat timeout: reading the cluster again before acting")
+		d.view.Resume(now)
+		d.rereadUntil = now.Add(timeout)
+		d.resumed = true
+	}
+	return now.Before(d.rereadUntil)
+}
+
+// heartbeatTimeout mirrors Daemon.heartbeatTimeout.
+func heartbeatTimeout(nc *cluster.NodeConfig) time.Duration {
+	return shortest(nc, cluster.DefaultTimeout, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Timeout })
+}
+
+// updateJoining mirrors Daemon.updateJoining; it reports whether the
+// daemon just became ready.
+func updateJoining(d *daemon, now time.Time) bool {
+	if d.state != cluster.Joining {
+		return false
+	}
+	ready := d.view.Heard()
+	if !ready && now.Sub(d.started) >= d.n.nc.ReadyPeriod {
+		ready = true
+	}
+	if ready {
+		d.state = cluster.Ready
+	}
+	return ready
+}
+
+// datasetOf mirrors Daemon.dataset and instanceLocked.
+func datasetOf(d *daemon) *cluster.Dataset {
+	ds := &cluster.Dataset{Node: d.n.name, State: d.state, Services: map[string]*cluster.ServiceInstance{}}
+	for _, s := range d.svcs {
+		var updated time.Time
+		if !s.statusAt.IsZero() {
+			// The daemon's statusAt is its wall clock's; peers only
+			// ask whether it is set.
+			updated = s.statusAt.Add(d.n.wallOffset)
+		}
+		ds.Services[s.conf.name] = &cluster.ServiceInstance{Status: s.status, Frozen: s.persist.Expect.Value == "frozen",
+			Updated: updated, State: s.persist.State, Expect: s.persist.Expect, Nodes: slices.Clone(s.conf.nodes)}
+	}
+	return ds
+}
