@@ -1,0 +1,566 @@
+package safety
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vigil-ha/vigil/core/api"
+	"github.com/vigil-ha/vigil/core/cluster"
+	"github.com/vigil-ha/vigil/core/status"
+	vlab "github.com/vigil-ha/vigil/e2e/lab"
+	"github.com/vigil-ha/vigil/e2e/labtest"
+)
+
+// suite is this package's labs: beside the lab's own binaries, svcmgr
+// (the tests run `svcmgr validate` in a node).
+var suite = &labtest.Suite{
+	Name:  "safety",
+	Build: []string{"./cmd/svcmgr"},
+	Need:  []string{"svcmgr"},
+	Poll:  50 * time.Millisecond,
+}
+
+func TestMain(m *testing.M) { suite.Main(m) }
+
+// lab is one two-node vigil-lab lab, n1 and n2, at labtest's starting
+// point: both seed services up on n1 under orchestrate = ha.
+type lab struct {
+	*labtest.Lab
+	st *vlab.Lab // the lab's layout (names, addresses, devices)
+}
+
+func newLab(t *testing.T, prefix string) *lab {
+	t.Helper()
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("needs iptables (the faults the lab has no command for are rules in a node's network namespace)")
+	}
+	l := &lab{Lab: suite.New(t, labtest.Options{Prefix: prefix, Nodes: 2})}
+	l.st = l.State()
+	return l
+}
+
+// peerOf is the other node of a two-node lab.
+func peerOf(node string) string { return map[string]string{"n1": "n2", "n2": "n1"}[node] }
+
+// addr is node's address on the lab's network.
+func (l *lab) addr(node string) string {
+	k, _ := l.st.NodeIndex(node)
+	return l.st.NodeAddr(k)
+}
+
+// bmc is node's BMC address.
+func (l *lab) bmc(node string) string {
+	k, _ := l.st.NodeIndex(node)
+	return l.st.BMCAddr(k)
+}
+
+// iptables runs iptables in node's network namespace: a node's firewall,
+// for the faults vigil-lab has no command for.
+func (l *lab) iptables(node string, args ...string) error {
+	out, err := exec.Command("ip", append([]string{"netns", "exec", l.st.NodeNS(node), "iptables", "-w"}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: iptables %s: %v: %s", node, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// rule is one iptables rule in a node's namespace.
+type rule struct {
+	node string
+	spec []string // chain and match, e.g. OUTPUT -d 10.0.0.101 -j DROP
+}
+
+// addRule inserts r and removes it in the test's cleanup (gone anyway when
+// the node is powered off: its namespace goes with it).
+func (l *lab) addRule(r rule) {
+	l.T.Helper()
+	if err := l.iptables(r.node, append([]string{"-I"}, r.spec...)...); err != nil {
+		l.T.Fatal(err)
+	}
+	l.T.Cleanup(func() { _ = l.iptables(r.node, append([]string{"-D"}, r.spec...)...) })
+}
+
+// delRule removes r; a node powered off since has it no more.
+func (l *lab) delRule(r rule) {
+	l.T.Helper()
+	if err := l.iptables(r.node, append([]string{"-D"}, r.spec...)...); err != nil && l.st.NodeInit(r.node) != nil {
+		l.T.Fatal(err)
+	}
+}
+
+// blockBMC makes target's BMC unreachable from node: whatever node sends
+// it is dropped in node's namespace. The BMC itself runs on, and answers
+// everyone else.
+func (l *lab) blockBMC(node, target string) rule {
+	r := rule{node, []string{"OUTPUT", "-d", l.bmc(target), "-j", "DROP"}}
+	l.addRule(r)
+	return r
+}
+
+// cutHeartbeats cuts both heartbeats between the two nodes and nothing
+// else: node's traffic with its peer is dropped in node's namespace (the
+// network heartbeat), and node's view of the heartbeat disk is cut
+// (vigil-lab cut --link disk). Both BMCs stay reachable from both nodes.
+func (l *lab) cutHeartbeats(node string) []rule {
+	peer := l.addr(peerOf(node))
+	rules := []rule{
+		{node, []string{"INPUT", "-s", peer, "-j", "DROP"}},
+		{node, []string{"OUTPUT", "-d", peer, "-j", "DROP"}},
+	}
+	for _, r := range rules {
+		l.addRule(r)
+	}
+	l.MustLab("cut", node, "--link", "disk")
+	return rules
+}
+
+// bootCounter is node's vigild boot counter (its state directory's boot
+// file): it grows at every daemon start.
+func (l *lab) bootCounter(node string) string {
+	b, _ := os.ReadFile(filepath.Join(l.NodeDir(node), "lib", "boot"))
+	return strings.TrimSpace(string(b))
+}
+
+// power is node's power as its BMC says, asked from the client namespace.
+func (l *lab) power(node string) string {
+	k, _ := l.st.NodeIndex(node)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	p, why := l.st.PowerState(ctx, k)
+	if why != "" {
+		l.T.Logf("power state of %s: %s", node, why)
+	}
+	return p
+}
+
+// vigild is node's vigild host pid (0 when none runs).
+func (l *lab) vigild(node string) int { return l.st.VigildPid(node) }
+
+// descendants are pid's descendants, children before grandchildren.
+func descendants(pid int) []int {
+	var out []int
+	queue := vlab.Children(pid)
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		out = append(out, p)
+		queue = append(queue, vlab.Children(p)...)
+	}
+	return out
+}
+
+// commOf is a process's command name.
+func commOf(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return strings.TrimSpace(string(b))
+}
+
+// signal sends sig to each pid (host pids of processes the lab started).
+func signal(pids []int, sig syscall.Signal) error {
+	for _, p := range pids {
+		if err := syscall.Kill(p, sig); err != nil {
+			return fmt.Errorf("kill -%d %d: %w", sig, p, err)
+		}
+	}
+	return nil
+}
+
+// instance is svc's instance on node, as observer sees it (nil when
+// unknown).
+func (l *lab) instance(observer, node, svc string) *cluster.ServiceInstance {
+	return l.Instance(observer, node, svc)
+}
+
+// describe is svc's instance on each node as that node reports it, for
+// the logs: "n1 up/started n2 down/idle".
+func (l *lab) describe(svc string) string {
+	var parts []string
+	for _, n := range l.Nodes {
+		inst := l.instance(n, n, svc)
+		if inst == nil {
+			parts = append(parts, n+" ?")
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %s/%s", n, inst.Status.Avail, or(inst.State, "idle")))
+	}
+	return strings.Join(parts, " ")
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// convergedOn says whether svc runs on exactly one node, as both nodes
+// report it, and is down (not partly up, not on its way) on the other:
+// the node, or "" with what is off.
+func (l *lab) convergedOn(svc string) (string, string) {
+	var up []string
+	for _, n := range l.Nodes {
+		inst := l.instance(n, n, svc)
+		if inst == nil {
+			return "", n + " does not answer"
+		}
+		switch {
+		case inst.State == "starting" || inst.State == "stopping" || inst.State == "ready":
+			return "", fmt.Sprintf("%s: %s", n, inst.State)
+		case inst.Status.Avail == status.Up:
+			up = append(up, n)
+		case inst.Status.Avail != status.Down:
+			return "", fmt.Sprintf("%s: avail %s (%s)", n, inst.Status.Avail, or(inst.State, "idle"))
+		}
+	}
+	if len(up) != 1 {
+		return "", fmt.Sprintf("up on %d nodes (%s)", len(up), l.describe(svc))
+	}
+	return up[0], ""
+}
+
+// Log lines the tests look for.
+var (
+	reFenced = func(target string) *regexp.Regexp {
+		return regexp.MustCompile(`node fenced: .*target=` + target + `\b`)
+	}
+	reFenceFailed = func(target string) *regexp.Regexp {
+		return regexp.MustCompile(`fencing failed: no takeover until it succeeds.*target=` + target + `\b`)
+	}
+	reStarted = func(svc string) *regexp.Regexp {
+		return regexp.MustCompile(`action done: .*svc=` + regexp.QuoteMeta(svc) + ` action=start`)
+	}
+	reOrchStop = func(svc string) *regexp.Regexp {
+		return regexp.MustCompile(`orchestrated stop: .*svc=` + regexp.QuoteMeta(svc) + `\b`)
+	}
+)
+
+// grep returns the lines that match re.
+func grep(lines []string, re *regexp.Regexp) []string {
+	var out []string
+	for _, s := range lines {
+		if re.MatchString(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// first is the index of the first line matching re, or -1.
+func first(lines []string, re *regexp.Regexp) int {
+	return slices.IndexFunc(lines, re.MatchString)
+}
+
+// tail is the last n lines, for a failure message.
+func tail(lines []string, n int) string {
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// A sample is what the watcher saw at one instant: for each node (or
+// "host", outside every node), the roles of the watched devices mounted
+// in any of its mount namespaces (its own, its containers'), and for each
+// watched address the nodes that hold it.
+type sample struct {
+	at     time.Time
+	mounts map[string][]string // node → device roles mounted there
+	addrs  map[string][]string // address → nodes holding it
+}
+
+// watcher samples the lab every 50 ms until stopped.
+type watcher struct {
+	l     *lab
+	devs  map[string]string // "MAJ:MIN" → role
+	addrs []string
+	stop  chan struct{}
+	done  chan struct{}
+
+	mu      sync.Mutex
+	samples []sample
+	owner   map[int]procNode // pid → node, cached
+}
+
+type procNode struct {
+	start uint64
+	node  string
+}
+
+// watch starts sampling the mounts of the given disk roles (registry-root,
+// …) in every mount namespace of the host, by device number, and the
+// holders of the given addresses.
+func (l *lab) watch(roles []string, addrs []string) *watcher {
+	l.T.Helper()
+	w := &watcher{l: l, devs: map[string]string{}, addrs: addrs, stop: make(chan struct{}), done: make(chan struct{}), owner: map[int]procNode{}}
+	for _, role := range roles {
+		dev := l.st.LoopDev(role)
+		var st unix.Stat_t
+		if err := unix.Stat(dev, &st); err != nil {
+			l.T.Fatalf("disk %s (%s): %v", role, dev, err)
+		}
+		w.devs[fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))] = role
+	}
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			s := w.sample()
+			w.mu.Lock()
+			w.samples = append(w.samples, s)
+			w.mu.Unlock()
+			select {
+			case <-w.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	l.T.Cleanup(func() { w.Stop() })
+	return w
+}
+
+// Stop ends the sampling (idempotent) and returns the samples.
+func (w *watcher) Stop() []sample {
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.samples)
+}
+
+// Samples are the samples so far.
+func (w *watcher) Samples() []sample {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.samples)
+}
+
+func (w *watcher) sample() sample {
+	s := sample{at: time.Now(), mounts: map[string][]string{}, addrs: map[string][]string{}}
+	inits := map[int]string{}
+	for _, n := range w.l.Nodes {
+		if p := w.l.st.NodeInit(n); p != nil {
+			inits[p.Pid] = n
+			for _, a := range w.addrs {
+				if holdsAddr(p.Pid, a) {
+					s.addrs[a] = append(s.addrs[a], n)
+				}
+			}
+		}
+	}
+	entries, _ := os.ReadDir("/proc")
+	seen := map[string]bool{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+		if err != nil || seen[ns] {
+			continue
+		}
+		seen[ns] = true
+		roles := w.mounted(pid)
+		if len(roles) == 0 {
+			continue
+		}
+		node := w.nodeOf(pid, inits)
+		for _, r := range roles {
+			if !slices.Contains(s.mounts[node], r) {
+				s.mounts[node] = append(s.mounts[node], r)
+			}
+		}
+	}
+	return s
+}
+
+// mounted are the watched roles mounted in pid's mount namespace.
+func (w *watcher) mounted(pid int) []string {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var roles []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT ...
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 2 {
+			if r, ok := w.devs[fields[2]]; ok && !slices.Contains(roles, r) {
+				roles = append(roles, r)
+			}
+		}
+	}
+	return roles
+}
+
+// nodeOf is the node a host process belongs to: the node whose init is
+// its ancestor (a node's init reaps and adopts every orphan of the node:
+// detached docker daemons, container shims), or "host".
+func (w *watcher) nodeOf(pid int, inits map[int]string) string {
+	var chain []procNode
+	var pids []int
+	node := "host"
+	for p := pid; p > 1; {
+		start, _, err := vlab.ProcStart(p)
+		if err != nil {
+			break
+		}
+		if n, ok := inits[p]; ok {
+			node = n
+			break
+		}
+		if c, ok := w.owner[p]; ok && c.start == start {
+			node = c.node
+			break
+		}
+		chain = append(chain, procNode{start: start})
+		pids = append(pids, p)
+		p = parentOf(p)
+	}
+	for i, p := range pids {
+		w.owner[p] = procNode{start: chain[i].start, node: node}
+	}
+	return node
+}
+
+// parentOf is a process's parent pid (field 4 of /proc/PID/stat), 0 when
+// it cannot be read.
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	p, _ := strconv.Atoi(f[1])
+	return p
+}
+
+// holdsAddr says whether the network namespace of pid has addr as a local
+// address (its local routing table, /proc/PID/net/fib_trie, lists every
+// address of the namespace as a /32 host LOCAL leaf).
+func holdsAddr(pid int, addr string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/fib_trie", pid))
+	if err != nil {
+		return false
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, ln := range lines {
+		if strings.HasSuffix(ln, "-- "+addr) {
+			for j := i + 1; j < len(lines) && j < i+4 && !strings.Contains(lines[j], "-- "); j++ {
+				if strings.Contains(lines[j], "/32 host LOCAL") {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// nodesWith are the nodes where a sample has any watched device mounted.
+func (s sample) nodesWith() []string {
+	var out []string
+	for n, roles := range s.mounts {
+		if len(roles) > 0 {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (s sample) String() string {
+	var parts []string
+	for _, n := range s.nodesWith() {
+		r := slices.Clone(s.mounts[n])
+		slices.Sort(r)
+		parts = append(parts, n+"["+strings.Join(r, ",")+"]")
+	}
+	for a, ns := range s.addrs {
+		parts = append(parts, a+"@"+strings.Join(ns, ","))
+	}
+	return s.at.Format("15:04:05.000") + " " + strings.Join(parts, " ")
+}
+
+// action runs an operator action through node's API.
+func (l *lab) action(node, svc string, req api.ActionRequest) {
+	l.T.Helper()
+	if err := l.Action(node, svc, req, labtest.FailoverTimeout); err != nil {
+		l.T.Fatalf("%s: %s %s: %v", node, req.Action, svc, err)
+	}
+}
+
+// configSet sets keywords of svc through node's API and waits until every
+// node's file has them.
+func (l *lab) configSet(node, svc string, kv ...string) {
+	l.T.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := l.Client(node).ConfigSet(ctx, svc, kv)
+	cancel()
+	if err != nil {
+		l.T.Fatalf("%s: %s set %s: %v", node, svc, strings.Join(kv, " "), err)
+	}
+	l.WaitFor(svc+" "+strings.Join(kv, " ")+" in every node's file", 30*time.Second, func() (bool, string) {
+		for _, n := range l.Nodes {
+			b, _ := os.ReadFile(filepath.Join(l.NodeDir(n), "etc", svc+".env"))
+			for _, s := range kv {
+				k, v, _ := strings.Cut(s, "=")
+				if !hasKeyword(string(b), k, v) {
+					return false, n + " has no " + s
+				}
+			}
+		}
+		return true, ""
+	})
+}
+
+// hasKeyword says whether a service file sets key (section.key or a
+// DEFAULT key) to val.
+func hasKeyword(file, key, val string) bool {
+	section, kw, ok := strings.Cut(key, ".")
+	if !ok {
+		section, kw = "DEFAULT", key
+	}
+	cur := ""
+	for _, ln := range strings.Split(file, "\n") {
+		ln = strings.TrimSpace(ln)
+		if strings.HasPrefix(ln, "[") && strings.HasSuffix(ln, "]") {
+			cur = ln[1 : len(ln)-1]
+			continue
+		}
+		k, v, ok := strings.Cut(ln, "=")
+		if ok && cur == section && strings.TrimSpace(k) == kw && strings.TrimSpace(v) == val {
+			return true
+		}
+	}
+	return false
+}
