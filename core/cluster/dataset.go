@@ -54,15 +54,31 @@ type Expectation struct {
 	Value string `json:"value,omitempty"`
 	// Target is the node a switch, takeover or giveback asked for.
 	Target string `json:"target,omitempty"`
-	// Version orders expectations: unix nanoseconds of the action.
-	Version int64 `json:"version,omitempty"`
+	// Version orders expectations: a counter, one above the newest known
+	// when an operator acts (never a clock: a node whose clock is behind
+	// must not lose its operator's action); By (the node where it was
+	// set) breaks a tie.
+	Version int64  `json:"version,omitempty"`
+	By      string `json:"by,omitempty"`
+}
+
+// Newer reports whether e supersedes o.
+func (e Expectation) Newer(o Expectation) bool {
+	return e.Version > o.Version || (e.Version == o.Version && e.By > o.By)
 }
 
 // ConfigVersion is the last valid version of a service's config this node
 // has; peers take the newest.
 type ConfigVersion struct {
-	// Version orders versions: unix nanoseconds of the change.
+	// Version orders versions: a counter, one above the version in force
+	// when the file changes here (never its mtime: clocks differ); the
+	// checksum breaks a tie between two changes made apart.
 	Version int64  `json:"version"`
 	Sum     string `json:"sum"`
 	Content []byte `json:"content,omitempty"`
+}
+
+// Newer reports whether c supersedes o (and differs from it).
+func (c ConfigVersion) Newer(o ConfigVersion) bool {
+	return c.Sum != o.Sum && (c.Version > o.Version || (c.Version == o.Version && c.Sum > o.Sum))
 }

@@ -114,7 +114,10 @@ func (d *Daemon) monitor(ctx context.Context, name string, st status.Service) {
 			return
 		case "freeze_stop":
 			d.runAction(ctx, name, "stop", nil, func(string) {})
-			if err := d.setExpect(name, cluster.Expectation{Value: "frozen", Version: time.Now().UnixNano()}); err != nil {
+			d.mu.Lock()
+			e := d.svcs[name].persist.Expect
+			d.mu.Unlock()
+			if err := d.setExpect(name, cluster.Expectation{Value: "frozen", Version: e.Version + 1, By: d.node.Local}); err != nil {
 				log.Error("freeze after the monitor's stop", "error", err)
 			}
 		default: // failover

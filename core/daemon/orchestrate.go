@@ -428,7 +428,7 @@ func (d *Daemon) adoptExpectations(peer string) {
 	for name, inst := range p.Dataset.Services {
 		d.mu.Lock()
 		s := d.svcs[name]
-		if s == nil || inst.Expect.Version <= s.persist.Expect.Version {
+		if s == nil || !inst.Expect.Newer(s.persist.Expect) {
 			d.mu.Unlock()
 			continue
 		}
@@ -505,7 +505,7 @@ func (d *Daemon) clearReachedTarget(name string) {
 	}
 	e := s.persist.Expect
 	d.mu.Unlock()
-	e.Target, e.Version = "", time.Now().UnixNano()
+	e.Target, e.Version, e.By = "", e.Version+1, d.node.Local
 	if err := d.setExpect(name, e); err != nil {
 		d.log.Error("persist service state", "svc", name, "error", err)
 	}

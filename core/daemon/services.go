@@ -42,10 +42,14 @@ type persisted struct {
 	// Expect is the cluster-wide operator expectation last known here.
 	Expect cluster.Expectation `json:"expect"`
 	// State is the local instance's orchestration state.
-	State      string    `json:"state,omitempty"`
-	LastAction string    `json:"last_action,omitempty"`
-	LastResult string    `json:"last_result,omitempty"`
-	LastAt     time.Time `json:"last_at,omitempty"`
+	State string `json:"state,omitempty"`
+	// ConfigVersion and ConfigSum are the config version in force, so a
+	// restart neither renumbers it nor misses a hand edit made meanwhile.
+	ConfigVersion int64     `json:"config_version,omitempty"`
+	ConfigSum     string    `json:"config_sum,omitempty"`
+	LastAction    string    `json:"last_action,omitempty"`
+	LastResult    string    `json:"last_result,omitempty"`
+	LastAt        time.Time `json:"last_at,omitempty"`
 }
 
 func (d *Daemon) statePath(name string) string {
@@ -114,7 +118,7 @@ func (d *Daemon) scanConfigs(ctx context.Context) {
 			continue
 		}
 		d.mu.Unlock()
-		d.loadService(ctx, name, path, fi.ModTime())
+		d.loadService(ctx, name, path, fi.ModTime(), nil)
 	}
 	d.mu.Lock()
 	for name := range d.svcs {
@@ -126,7 +130,9 @@ func (d *Daemon) scanConfigs(ctx context.Context) {
 	d.mu.Unlock()
 }
 
-func (d *Daemon) loadService(ctx context.Context, name, path string, mtime time.Time) {
+// loadService (re)reads a service's file. synced is the version a peer's
+// copy carried, nil for a file found changed here.
+func (d *Daemon) loadService(ctx context.Context, name, path string, mtime time.Time, synced *cluster.ConfigVersion) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return
@@ -156,8 +162,22 @@ func (d *Daemon) loadService(ctx context.Context, name, path string, mtime time.
 		return
 	}
 	sum := sha256.Sum256(data)
-	s.conf, s.loadErr = conf, nil
-	s.version = cluster.ConfigVersion{Version: mtime.UnixNano(), Sum: hex.EncodeToString(sum[:]), Content: data}
+	v := cluster.ConfigVersion{Sum: hex.EncodeToString(sum[:]), Content: data}
+	switch {
+	case synced != nil:
+		v.Version = synced.Version
+	case v.Sum == s.persist.ConfigSum:
+		v.Version = s.persist.ConfigVersion // the version in force before a restart
+	default:
+		v.Version = max(s.persist.ConfigVersion, s.version.Version) + 1 // changed here
+	}
+	s.conf, s.loadErr, s.version = conf, nil, v
+	if s.persist.ConfigVersion != v.Version || s.persist.ConfigSum != v.Sum {
+		s.persist.ConfigVersion, s.persist.ConfigSum = v.Version, v.Sum
+		if err := d.savePersisted(name, s.persist); err != nil {
+			d.log.Error("persist service state", "svc", name, "error", err)
+		}
+	}
 	s.statusAt = time.Time{} // evaluate now
 	d.log.Info("service config loaded", "svc", name, "version", s.version.Version)
 	go d.emit(api.Event{Kind: "config", Service: name, Node: d.node.Local})
@@ -182,7 +202,7 @@ func (d *Daemon) syncConfigs(peer string) {
 		}
 		d.mu.Lock()
 		s := d.svcs[name]
-		newer := s == nil || (inst.Config.Version > s.version.Version && inst.Config.Sum != s.version.Sum)
+		newer := s == nil || inst.Config.Newer(s.version)
 		path := filepath.Join(d.cfg.ConfigDir, name+".conf")
 		if s != nil {
 			path = s.path
@@ -201,13 +221,13 @@ func (d *Daemon) syncConfigs(peer string) {
 			d.log.Error("refused a config from a peer: it does not validate here", "svc", name, "peer", peer, "error", err)
 			continue
 		}
-		mtime := time.Unix(0, inst.Config.Version)
+		mtime := time.Now()
 		if err := action.WriteFileAtomic(path, inst.Config.Content, 0o600, mtime); err != nil {
 			d.log.Error("write synced config", "svc", name, "error", err)
 			continue
 		}
 		d.log.Info("service config synced from peer", "svc", name, "peer", peer, "version", inst.Config.Version)
-		d.loadService(context.Background(), name, path, mtime)
+		d.loadService(context.Background(), name, path, mtime, &inst.Config)
 	}
 }
 
@@ -411,9 +431,8 @@ func (d *Daemon) Action(ctx context.Context, name string, req api.ActionRequest,
 	}
 	nodes := strings.Fields(conf.Keywords["nodes"])
 	snap := d.view.Snapshot()
-	now := time.Now().UnixNano()
 	setExpect := func(e cluster.Expectation) error {
-		e.Version = now
+		e.Version, e.By = expect.Version+1, d.node.Local
 		return d.setExpect(name, e)
 	}
 	switch req.Action {
@@ -524,7 +543,7 @@ func (d *Daemon) ConfigSet(ctx context.Context, name string, kv []string) error 
 	if err := action.WriteFileAtomic(s.path, out, 0o600, now); err != nil {
 		return err
 	}
-	d.loadService(ctx, name, s.path, now)
+	d.loadService(ctx, name, s.path, now, nil)
 	d.publish()
 	return nil
 }
@@ -547,7 +566,7 @@ func (d *Daemon) ConfigCommit(ctx context.Context, name string) error {
 	if err := os.Chtimes(s.path, now, now); err != nil {
 		return err
 	}
-	d.loadService(ctx, name, s.path, now)
+	d.loadService(ctx, name, s.path, now, nil)
 	d.publish()
 	return nil
 }
