@@ -181,7 +181,7 @@ func (v *View) Stale(hb, peer, reason string) {
 
 // rejectClasses are the classes a plugin's reject reason may start with
 // ("bad_tag: from 10.0.0.9:4711"); any other reason counts as "plugin".
-var rejectClasses = []string{"bad_tag", "foreign", "replay", "malformed", "oversized"}
+var rejectClasses = []string{"bad_tag", "unencrypted", "foreign", "duplicate_name", "replay", "malformed", "oversized"}
 
 // Reject counts something a heartbeat plugin refused, by its class; the
 // reason (which may name the sender) is kept apart as the last one.

@@ -66,11 +66,21 @@ func (d *Daemon) tickInterval() time.Duration {
 	return min(max(to/20, 10*time.Millisecond), 100*time.Millisecond)
 }
 
+// longest is the largest of a heartbeat setting, or def without any
+// heartbeat.
+func (d *Daemon) longest(def time.Duration, of func(cluster.HeartbeatConfig) time.Duration) time.Duration {
+	return d.pick(def, of, func(a, b time.Duration) bool { return a > b })
+}
+
 // shortest is the smallest of a heartbeat setting, or def without any
 // heartbeat.
 func (d *Daemon) shortest(def time.Duration, of func(cluster.HeartbeatConfig) time.Duration) time.Duration {
+	return d.pick(def, of, func(a, b time.Duration) bool { return a < b })
+}
+
+func (d *Daemon) pick(def time.Duration, of func(cluster.HeartbeatConfig) time.Duration, better func(a, b time.Duration) bool) time.Duration {
 	for i, hb := range d.node.Heartbeats {
-		if i == 0 || of(hb) < def {
+		if i == 0 || better(of(hb), def) {
 			def = of(hb)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigil-ha/vigil/core/action"
 	"github.com/vigil-ha/vigil/core/api"
+	"github.com/vigil-ha/vigil/core/cluster"
 	"github.com/vigil-ha/vigil/core/node"
 	"github.com/vigil-ha/vigil/core/orchestrator"
 	"github.com/vigil-ha/vigil/core/status"
@@ -43,9 +44,15 @@ func newOrch() *orch {
 }
 
 // readyWindow is how long a claim waits before starting: long enough for
-// peers to see it and for a racing claim to be seen here (two publish
-// intervals), short because failover time matters.
-func (d *Daemon) readyWindow() time.Duration { return 2 * d.publishInterval() }
+// a racing claim to be seen here over the slowest heartbeat, should it be
+// the only one that carries (a disk slot takes up to one interval to be
+// written and one to be read: the window is two and a half of the longest
+// interval). It is waited only when another node could claim, so a
+// failover from a lost and fenced node does not wait it.
+func (d *Daemon) readyWindow() time.Duration {
+	longest := d.longest(cluster.DefaultInterval, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Interval })
+	return longest * 5 / 2
+}
 
 func (d *Daemon) orchestrateLoop(ctx context.Context) {
 	t := time.NewTicker(50 * time.Millisecond)

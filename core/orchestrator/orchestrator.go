@@ -136,6 +136,9 @@ type Disabled struct {
 	UnheardPeer bool
 	// UndefIsActive: treat an unreadable instance by its merged avail.
 	UndefIsActive bool
+	// StaleReport: trust a lost node's last report that it did not run
+	// the service.
+	StaleReport bool
 }
 
 // Expectation is the operator's cluster-wide wish for a service.
@@ -260,6 +263,10 @@ type survey struct {
 	// unheard: nodes of the service never heard since this daemon
 	// started: they may run it.
 	unheard []string
+	// lost: lost nodes of the service whose last report had it inactive.
+	// That report is only as fresh as the partition: they may have
+	// started it since, so they are fenced before a start too.
+	lost []string
 }
 
 func surveyOf(v View, s Service) survey {
@@ -288,11 +295,16 @@ func surveyOf(v View, s Service) survey {
 			sv.busy = append(sv.busy, n)
 		}
 	}
-	if !v.Off.UnheardPeer {
-		for _, n := range s.Nodes {
-			if node, ok := v.Nodes[n]; ok && n != v.Local && node.State == NodeUnknown && !node.Fenced {
-				sv.unheard = append(sv.unheard, n)
-			}
+	for _, n := range s.Nodes {
+		node, ok := v.Nodes[n]
+		if !ok || n == v.Local || node.Fenced {
+			continue
+		}
+		switch {
+		case node.State == NodeUnknown && !v.Off.UnheardPeer:
+			sv.unheard = append(sv.unheard, n)
+		case node.State == NodeLost && !slices.Contains(sv.owners, n) && !v.Off.StaleReport:
+			sv.lost = append(sv.lost, n)
 		}
 	}
 	return sv
@@ -337,6 +349,11 @@ func Admit(v View, s Service) error {
 	for _, u := range sv.unheard {
 		if mustFence(v, s, u) || !s.Stonith || !v.Nodes[u].Stonith {
 			return fmt.Errorf("node %s has not been heard since this daemon started and may run %s: refusing to start it until %s is heard or fenced", u, s.Name, u)
+		}
+	}
+	for _, l := range sv.lost {
+		if mustFence(v, s, l) {
+			return fmt.Errorf("node %s is lost and not fenced yet: it may have started %s since its last report; refusing to start it here", l, s.Name)
 		}
 	}
 	return nil
@@ -430,6 +447,13 @@ func decideService(v View, local Node, s Service) []Action {
 			return nil
 		}
 		return fence(v, s.Name, u, "%s has not been heard since this daemon started and may run it: fence before starting (startup fencing)", u)
+	}
+	// A lost node's report is as old as the partition: it may have
+	// started the service since. Fence it before starting here.
+	for _, l := range sv.lost {
+		if mustFence(v, s, l) {
+			return fence(v, s.Name, l, "%s is lost and may have started it since its last report: fence before starting", l)
+		}
 	}
 	if mine.State != Ready {
 		reason := "placement leader"

@@ -172,7 +172,9 @@ func TestDecide_StartUp(t *testing.T) {
 		{name: "third node does nothing while the first is a ready candidate", view: base(local("n3"))},
 		{name: "second node leads when the first node is frozen", view: base(local("n2"), frozenNode("n1")), want: []string{"claim"}},
 		{name: "second node leads when the first node is joining", view: base(local("n2"), nodeState("n1", NodeJoining)), want: []string{"claim"}},
-		{name: "second node leads when the first node is lost", view: base(local("n2"), nodeState("n1", NodeLost)), want: []string{"claim"}},
+		{name: "second node fences the first when it is lost (its last report is stale)", view: base(local("n2"), nodeState("n1", NodeLost)), want: []string{"fence n1"}},
+		{name: "second node leads when the first node is lost and fenced", view: base(local("n2"), nodeState("n1", NodeLost), fenced("n1")), want: []string{"claim"}},
+		{name: "second node leads when the first node is lost without stonith", view: base(local("n2"), nodeState("n1", NodeLost), noStonith("n1")), want: []string{"claim"}},
 		{name: "second node fences the first when it was never heard (startup fencing)", view: base(local("n2"), nodeState("n1", NodeUnknown)), want: []string{"fence n1"}},
 		{name: "second node leads once the never-heard first node is fenced", view: base(local("n2"), nodeState("n1", NodeUnknown), fenced("n1")), want: []string{"claim"}},
 		{name: "second node leads when the first node is missing from the view", view: base(local("n2"), dropNode("n1")), want: []string{"claim"}},
@@ -286,8 +288,9 @@ func TestDecide_PeerLost(t *testing.T) {
 		{name: "does not take over with orchestrate=start", view: lostN1(orchestrate("start"))},
 		{name: "does not take over with orchestrate=start even once fenced", view: lostN1(orchestrate("start"), fenced("n1"))},
 		{name: "does not fence with orchestrate=start", view: lostN1(orchestrate("start"), claimed("n2", time.Hour))},
-		{name: "claims without a fence when the lost peer did not run it", view: base(local("n2"), nodeState("n1", NodeLost)), want: []string{"claim"}},
-		{name: "claims without a fence when the lost peer's instance was stopped", view: base(local("n2"), nodeState("n1", NodeLost), inst("n1", Stopped, status.Down)), want: []string{"claim"}},
+		{name: "fences a lost peer whose last report had it idle: it may have started it since", view: base(local("n2"), nodeState("n1", NodeLost)), want: []string{"fence n1"}},
+		{name: "fences a lost peer whose last report had it stopped", view: base(local("n2"), nodeState("n1", NodeLost), inst("n1", Stopped, status.Down)), want: []string{"fence n1"}},
+		{name: "claims when the lost peer whose last report had it stopped is fenced", view: base(local("n2"), nodeState("n1", NodeLost), inst("n1", Stopped, status.Down), fenced("n1")), want: []string{"claim"}},
 		{name: "does not fence a lost peer when a live peer already runs it", view: lostN1(local("n3"), running("n2"))},
 		{name: "does not fence on a frozen service", view: lostN1(expect(ExpectFrozen))},
 		{name: "does not fence from a frozen node", view: lostN1(frozenNode("n2"))},
@@ -518,6 +521,9 @@ func TestDecide_NeverStartsUnsafely(t *testing.T) {
 				for _, n := range s.Nodes {
 					if node, ok := v.Nodes[n]; ok && n != v.Local && node.State == NodeUnknown && !node.Fenced {
 						t.Fatalf("start of %s while its node %s was never heard and is not fenced\n%s", s.Name, n, describe(v))
+					}
+					if node, ok := v.Nodes[n]; ok && n != v.Local && node.State == NodeLost && !node.Fenced && node.Stonith && s.Stonith {
+						t.Fatalf("start of %s while its node %s is lost and not fenced\n%s", s.Name, n, describe(v))
 					}
 				}
 				if err := Admit(v, s); err != nil && !slices.ContainsFunc(got, func(c Action) bool { return c.Service == a.Service && c.Kind == Claim }) {

@@ -91,7 +91,7 @@ func TestDecide_DefensiveFence(t *testing.T) {
 		{name: "no defensive fence of a peer without stonith", view: twoNodes(running("n1"), nodeState("n2", NodeLost), noStonith("n2"))},
 		{name: "no defensive fence with stonith=false", view: twoNodes(running("n1"), nodeState("n2", NodeLost), svc(func(s *Service) { s.Stonith = false }))},
 		{name: "no defensive fence for orchestrate=start", view: twoNodes(orchestrate("start"), running("n1"), nodeState("n2", NodeLost))},
-		{name: "no defensive fence when nothing runs here (it starts, the lost peer idle)", view: twoNodes(nodeState("n2", NodeLost)), want: []string{"claim", "start"}},
+		{name: "nothing runs here: the lost peer is fenced before the start (not defensively)", view: twoNodes(nodeState("n2", NodeLost)), want: []string{"fence n2"}},
 		{name: "no defensive fence from a frozen node", view: twoNodes(frozenNode("n1"), running("n1"), nodeState("n2", NodeLost))},
 	})
 }
@@ -190,6 +190,7 @@ func TestDisabled_EachGuardMatters(t *testing.T) {
 		{"fence confirmation", twoNodes(local("n2"), nodeState("n1", NodeLost), running("n1")), Disabled{FenceConfirmation: true}},
 		{"unheard peer", twoNodes(local("n2"), nodeState("n1", NodeUnknown), noInst("n1")), Disabled{UnheardPeer: true}},
 		{"undef is active", base(unreadable("n2", Idle, status.Down)), Disabled{UndefIsActive: true}},
+		{"stale report", twoNodes(local("n2"), nodeState("n1", NodeLost)), Disabled{StaleReport: true}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
