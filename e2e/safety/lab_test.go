@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -170,10 +171,11 @@ func commOf(pid int) string {
 	return strings.TrimSpace(string(b))
 }
 
-// signal sends sig to each pid (host pids of processes the lab started).
+// signal sends sig to each pid (host pids of processes the lab started);
+// one that has ended meanwhile (a short-lived command) is skipped.
 func signal(pids []int, sig syscall.Signal) error {
 	for _, p := range pids {
-		if err := syscall.Kill(p, sig); err != nil {
+		if err := syscall.Kill(p, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("kill -%d %d: %w", sig, p, err)
 		}
 	}
@@ -379,8 +381,11 @@ func (w *watcher) sample() sample {
 		if err != nil || seen[ns] {
 			continue
 		}
+		roles, ok := w.mounted(pid)
+		if !ok {
+			continue // gone meanwhile: another process of its namespace will do
+		}
 		seen[ns] = true
-		roles := w.mounted(pid)
 		if len(roles) == 0 {
 			continue
 		}
@@ -394,11 +399,12 @@ func (w *watcher) sample() sample {
 	return s
 }
 
-// mounted are the watched roles mounted in pid's mount namespace.
-func (w *watcher) mounted(pid int) []string {
+// mounted are the watched roles mounted in pid's mount namespace; false
+// when its mount table could not be read.
+func (w *watcher) mounted(pid int) ([]string, bool) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/mountinfo", pid))
 	if err != nil {
-		return nil
+		return nil, false
 	}
 	defer f.Close()
 	var roles []string
@@ -413,7 +419,7 @@ func (w *watcher) mounted(pid int) []string {
 			}
 		}
 	}
-	return roles
+	return roles, sc.Err() == nil
 }
 
 // nodeOf is the node a host process belongs to: the node whose init is
