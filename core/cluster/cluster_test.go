@@ -317,3 +317,22 @@ func TestView_ResumeJudgesSilenceFromNow(t *testing.T) {
 		t.Fatalf("want n2 lost a timeout after the resume, got %v", ev)
 	}
 }
+
+func TestView_ReplayAfterReceiverRestartIsRejected(t *testing.T) {
+	c1, c2 := loadTwo(t, "n1"), loadTwo(t, "n2")
+	now := time.Now()
+	v := NewView(c1, now)
+	captured := seal(t, c2, 10, 5, now, Dataset{Node: "n2", State: Ready})
+	if _, err := v.Beat("hb#1", "n2", seal(t, c2, 10, 6, now, Dataset{Node: "n2", State: Ready}), now); err != nil {
+		t.Fatal(err)
+	}
+	// n1's daemon restarts: a new view, restored from what the old one saw.
+	again := NewView(c1, now)
+	again.Restore(v.Seen())
+	if _, err := again.Beat("hb#2", "n2", captured, now); !errors.Is(err, ErrReplay) {
+		t.Fatalf("a captured envelope after the receiver's restart: %v, want a replay", err)
+	}
+	if _, err := again.Beat("hb#2", "n2", seal(t, c2, 10, 7, now, Dataset{Node: "n2", State: Ready}), now); err != nil {
+		t.Fatalf("the next real one: %v", err)
+	}
+}

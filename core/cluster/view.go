@@ -294,3 +294,39 @@ func (v *View) Heard() bool {
 
 // Nodes returns the cluster's nodes in config order.
 func (v *View) Nodes() []string { return slices.Clone(v.nodes) }
+
+// Seen is the newest (boot, generation) accepted from one peer.
+type Seen struct {
+	Boot uint64 `json:"boot"`
+	Gen  uint64 `json:"gen"`
+}
+
+// Seen returns the newest (boot, generation) accepted from each peer, for
+// the daemon to keep across its restarts.
+func (v *View) Seen() map[string]Seen {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := map[string]Seen{}
+	for n, f := range v.latest {
+		out[n] = Seen{Boot: f.boot, Gen: f.gen}
+	}
+	return out
+}
+
+// Restore takes what Seen returned in a former life of the daemon: an
+// envelope captured before the restart is then a replay on every
+// heartbeat, not news accepted once.
+func (v *View) Restore(seen map[string]Seen) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for n, s := range seen {
+		p, ok := v.peers[n]
+		if !ok {
+			continue
+		}
+		v.latest[n] = freshness{boot: s.Boot, gen: s.Gen, state: Unknown}
+		for hb := range p.HB {
+			v.fresh[n+"/"+hb] = &freshness{boot: s.Boot, gen: s.Gen}
+		}
+	}
+}

@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/core/action"
+	"github.com/vigil-ha/vigil/core/cluster"
 )
 
 // nextBoot numbers this daemon start. Peers order a node's datasets by
@@ -48,4 +52,52 @@ func nextBoot(stateDir, runDir string) (boot uint64, rebooted bool, err error) {
 		}
 	}
 	return boot, rebooted, nil
+}
+
+func (d *Daemon) seenPath() string { return filepath.Join(d.cfg.StateDir, "peers-seen.json") }
+
+// restoreSeen gives the view what a former life of the daemon accepted
+// from each peer, so a replay captured before the restart stays a replay.
+func (d *Daemon) restoreSeen() {
+	b, err := os.ReadFile(d.seenPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	var seen map[string]cluster.Seen
+	if err == nil {
+		err = json.Unmarshal(b, &seen)
+	}
+	if err != nil {
+		d.log.Error("unreadable record of the peers' last datasets; starting without it", "path", d.seenPath(), "error", err)
+		return
+	}
+	d.view.Restore(seen)
+}
+
+// seenLoop keeps the record restoreSeen reads, off the heartbeat path:
+// once a second, when it changed.
+func (d *Daemon) seenLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var last map[string]cluster.Seen
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		seen := d.view.Seen()
+		if maps.Equal(seen, last) {
+			continue
+		}
+		b, err := json.Marshal(seen)
+		if err == nil {
+			err = action.WriteFileAtomic(d.seenPath(), b, 0o600, time.Time{})
+		}
+		if err != nil {
+			d.log.Error("persist the peers' last datasets", "error", err)
+			continue
+		}
+		last = seen
+	}
 }

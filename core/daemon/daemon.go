@@ -136,6 +136,7 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.boot, d.rebooted = boot, rebooted
+	d.restoreSeen()
 	d.metrics = newMetrics(d)
 	for _, hb := range d.node.Heartbeats {
 		d.metrics.rejects.WithLabelValues(hb.Name) // shown at 0 from the start
@@ -211,6 +212,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	run(d.statusLoop)
 	run(d.publishLoop)
 	run(d.peerSyncLoop)
+	run(d.seenLoop)
 	run(d.tickLoop)
 	run(d.scanLoop)
 	run(d.orchestrateLoop)
