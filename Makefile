@@ -7,7 +7,7 @@ PLUGINS := $(notdir $(wildcard plugins/*/cmd/vigil-plugin-*))
 CMDS := $(notdir $(wildcard cmd/svcmgr cmd/svcmon cmd/vigild cmd/vigil-lab cmd/vigil-arbitrator))
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all deps build test sim proto lint fuzz bench bench-failover demo demo-single clean
+.PHONY: all deps build test sim proto lint fuzz bench bench-failover chaos demo demo-single clean
 
 all: build
 
@@ -25,6 +25,8 @@ build:
 # The lab suites (whole clusters of namespaces, docker daemons and BMCs on
 # two cores) run one package at a time, after the rest: a vigild restarted
 # within its 1 s heartbeat timeout must not be starved by a parallel suite.
+# cmd/vigil-lab's include a short chaos run (10 faults, seed 1, the faults
+# the daemon is known to survive); `make chaos` is the long one.
 LAB_PKGS := ./e2e/... ./cmd/vigil-lab
 test: deps build
 	VIGIL_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e /e2e/ -e /cmd/vigil-lab)
@@ -79,6 +81,13 @@ bench: deps build
 # N power-offs of the active node in the lab, timed (RUNS=10 by default).
 bench-failover: deps build
 	VIGIL_BIN_DIR=$(BIN) RUNS=$(or $(RUNS),10) PROFILE=$(PROFILE) bash bench/failover.sh
+
+# Randomized faults against a lab of its own (FAULTS=100 by default; SEED=
+# replays a run, ONLY=a,b draws from those faults: `bin/vigil-lab chaos
+# --list`), checked for double mounts, dual floating addresses, lost
+# images and services that do not come back; exit 1 on any violation.
+chaos: deps build
+	$(BIN)/vigil-lab chaos --faults $(or $(FAULTS),100) $(if $(SEED),--seed $(SEED)) $(if $(ONLY),--only $(ONLY))
 
 # The main job: a two-node lab, the seed's services, a node powered off,
 # the failover shown. `make demo-single` runs the busybox service on this

@@ -26,6 +26,7 @@ func newRootCmd() *cobra.Command {
 
 	root.AddCommand(
 		newUpCmd(&name),
+		newChaosCmd(&name),
 		&cobra.Command{
 			Use:   "down",
 			Short: "Remove everything the lab made (safe to run twice, and after a crash)",
