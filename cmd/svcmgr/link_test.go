@@ -38,7 +38,7 @@ func TestCLI_BadArgumentsChangeNothing(t *testing.T) {
 	}{
 		{[]string{"start"}, "no service given: use -s NAME (services in"},
 		{[]string{"-s", "nosuch", "start"}, "no nosuch.conf or nosuch.env"},
-		{[]string{"-s", "../etc/passwd", "start"}, "is not a service name"},
+		{[]string{"-s", "../etc/passwd", "start"}, "bad service name"},
 		{[]string{"-s", "web", "print", "status", "--format", "yaml"}, "--format \"yaml\": use text or json"},
 		{[]string{"-s", "web", "start", "--rid", "fs#9"}, "no resource fs#9"},
 		{[]string{"validate"}, "give config files or -s NAME"},

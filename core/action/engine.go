@@ -173,38 +173,10 @@ func (e *Engine) Parse(ctx context.Context, path string, data []byte) (*config.S
 	return svc, nil
 }
 
-// ErrBadServiceName: a name that cannot name a service (a path, a
-// reserved name).
-var ErrBadServiceName = errors.New("is not a service name")
-
-// reservedNames are files of the config directory that are not services.
-var reservedNames = []string{"cluster", "node"}
-
-// CheckServiceName is the one rule for a service's name, wherever it comes
-// from (a command line, a file in the config directory, a peer's
-// dataset): letters, digits, '.', '_' and '-', starting with a letter or
-// a digit, at most 200 bytes, not a reserved name. A name that passes is a
-// plain file name inside the config directory.
-func CheckServiceName(name string) error {
-	if name == "" || len(name) > 200 {
-		return fmt.Errorf("%q %w: give 1 to 200 characters", name, ErrBadServiceName)
-	}
-	for i, c := range name {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '_' || c == '-')
-		if !ok {
-			return fmt.Errorf("%q %w: use letters, digits, '.', '_' and '-', starting with a letter or a digit", name, ErrBadServiceName)
-		}
-	}
-	if slices.Contains(reservedNames, name) {
-		return fmt.Errorf("%q %w: %s.conf is reserved", name, ErrBadServiceName, name)
-	}
-	return nil
-}
-
 // FindService returns the path of service name in dir: <name>.conf or the
 // seed's <name>.env.
 func FindService(dir, name string) (string, error) {
-	if err := CheckServiceName(name); err != nil {
+	if err := config.CheckServiceName(name); err != nil {
 		return "", err
 	}
 	for _, ext := range []string{".conf", ".env"} {
@@ -233,7 +205,7 @@ func ListServices(dir string) ([]string, error) {
 			continue
 		}
 		n := strings.TrimSuffix(en.Name(), ext)
-		if CheckServiceName(n) != nil || seen[n] {
+		if config.CheckServiceName(n) != nil || seen[n] {
 			continue
 		}
 		seen[n] = true

@@ -336,3 +336,21 @@ func TestView_ReplayAfterReceiverRestartIsRejected(t *testing.T) {
 		t.Fatalf("the next real one: %v", err)
 	}
 }
+
+func TestView_DatasetWithoutInstanceOrWithABadNameIsMalformed(t *testing.T) {
+	c1, c2 := loadTwo(t, "n1"), loadTwo(t, "n2")
+	now := time.Now()
+	for i, payload := range []string{`{"node":"n2","services":{"x":null}}`, `{"node":"n2","services":{"../../etc/x":{}}}`, `{"node":"n2","services":{"cluster":{}}}`} {
+		v := NewView(c1, now)
+		raw, err := Seal(c2.Key("envelope"), &Envelope{Cluster: c2.Cluster, Node: "n2", Boot: 10, Gen: uint64(i + 1), Payload: []byte(payload)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Beat("hb#1", "n2", raw, now); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%s: %v, want malformed", payload, err)
+		}
+		if v.Snapshot().Peers["n2"].Dataset != nil {
+			t.Fatalf("%s: taken", payload)
+		}
+	}
+}

@@ -1,7 +1,10 @@
 package cluster
 
 import (
+	"fmt"
 	"time"
+
+	"github.com/vigil-ha/vigil/core/config"
 
 	"github.com/vigil-ha/vigil/core/status"
 )
@@ -27,6 +30,20 @@ type Dataset struct {
 	Node     string                      `json:"node"`
 	State    NodeState                   `json:"state"`
 	Services map[string]*ServiceInstance `json:"services"`
+}
+
+// validate refuses what no daemon publishes and the readers cannot take:
+// a service without its instance, a name that is not a service's.
+func (ds *Dataset) validate() error {
+	for name, inst := range ds.Services {
+		if inst == nil {
+			return fmt.Errorf("service %q has no instance", name)
+		}
+		if err := config.CheckServiceName(name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ServiceInstance is one service as one node runs it.

@@ -100,7 +100,11 @@ func (v *View) Beat(hb, claimed string, raw []byte, now time.Time) ([]Event, err
 		return nil, fmt.Errorf("from %s on %s: %w", claimed, hb, err)
 	}
 	var ds Dataset
-	if err := json.Unmarshal(env.Payload, &ds); err != nil {
+	err = json.Unmarshal(env.Payload, &ds)
+	if err == nil {
+		err = ds.validate()
+	}
+	if err != nil {
 		v.reject(hb, ErrMalformed)
 		return nil, fmt.Errorf("from %s on %s: %w: %v", env.Node, hb, ErrMalformed, err)
 	}

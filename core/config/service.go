@@ -187,8 +187,14 @@ func CheckServiceName(name string) error {
 	if len(name) > 250 || !serviceNameRE.MatchString(name) {
 		return fmt.Errorf("%w %q: use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 250 bytes", ErrBadServiceName, name)
 	}
+	if slices.Contains(reservedNames, name) {
+		return fmt.Errorf("%w %q: %s.conf is reserved", ErrBadServiceName, name, name)
+	}
 	return nil
 }
+
+// reservedNames are files of the config directory that are not services.
+var reservedNames = []string{"cluster", "node"}
 
 func (l *loader) serviceName() string {
 	base := filepath.Base(l.path)

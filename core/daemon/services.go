@@ -196,7 +196,7 @@ func (d *Daemon) syncConfigs(peer string) {
 		if !slices.Contains(inst.Nodes, d.node.Local) || len(inst.Config.Content) == 0 {
 			continue
 		}
-		if err := action.CheckServiceName(name); err != nil {
+		if err := config.CheckServiceName(name); err != nil {
 			d.log.Error("refused a config from a peer", "peer", peer, "error", err)
 			continue
 		}
