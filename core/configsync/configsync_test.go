@@ -579,7 +579,7 @@ func TestServer_SlowClientsDoNotStallOthers(t *testing.T) {
 		_, addr := startServer(t, func(cfg *Config) { cfg.HandshakeTimeout, cfg.MaxConns = time.Hour, 4 })
 		for range 3 {
 			c := dialRaw(t, addr) // the challenge read: the server is in its handshake
-			c.Write([]byte{0, 0})  // half a length, and nothing more
+			c.Write([]byte{0, 0}) // half a length, and nothing more
 		}
 		if err := goodFetch(t, addr); err != nil {
 			t.Fatal(err)
