@@ -1,7 +1,7 @@
 package sim
 
 // The daemon's glue between the cluster view and the orchestrator that is
-// not exported (core/daemon as of commit 8047f88): each function names the
+// not exported (core/daemon as of commit 1b4796b): each function names the
 // one it mirrors, and calls core/node for every decision core/node holds
 // (the view, the read-back of a persisted state, whether a daemon went
 // unheard, whether a fence is still due). What is left here is plumbing;
@@ -58,8 +58,17 @@ func tickInterval(nc *cluster.NodeConfig) time.Duration {
 	return min(max(to/20, 10*time.Millisecond), 100*time.Millisecond)
 }
 
-// readyWindow mirrors Daemon.readyWindow.
-func readyWindow(nc *cluster.NodeConfig) time.Duration { return 2 * publishInterval(nc) }
+// readyWindow mirrors Daemon.readyWindow: two and a half of the longest
+// heartbeat interval.
+func readyWindow(nc *cluster.NodeConfig) time.Duration {
+	longest := cluster.DefaultInterval
+	for i, hb := range nc.Heartbeats {
+		if i == 0 || hb.Interval > longest {
+			longest = hb.Interval
+		}
+	}
+	return longest * 5 / 2
+}
 
 // hasQuorum mirrors daemon.hasQuorum (arbitrators are not simulated yet).
 func hasQuorum(nodes, arbitrators, alive, votes int) bool {

@@ -51,8 +51,10 @@ type machine struct {
 	boots   int
 	// bootCounter is the state dir's boot file (daemon.nextBoot).
 	bootCounter uint64
-	persist     map[string]persisted
-	res         map[string][]*resource
+	// seen is the state dir's peers-seen.json (Daemon.seenLoop).
+	seen    map[string]cluster.Seen
+	persist map[string]persisted
+	res     map[string][]*resource
 	// wallOffset is the node's wall clock minus simulated time.
 	wallOffset time.Duration
 	// pluginDown: the plugin process is down (crashed) until then.
@@ -257,6 +259,7 @@ func (w *world) startDaemon(n *machine, why string) {
 		fenced: map[string]bool{}, fencing: map[string]bool{}, busy: map[string]bool{}, since: map[string]time.Time{},
 		warned: map[string]bool{}}
 	d.view = cluster.NewView(n.nc, w.mono())
+	d.view.Restore(n.seen) // Daemon.restoreSeen
 	d.state = initialState(n.nc)
 	for i := range w.cfg.services {
 		sc := &w.cfg.services[i]
@@ -270,6 +273,7 @@ func (w *world) startDaemon(n *machine, why string) {
 	w.loop(d, tickInterval(n.nc), tickInterval(n.nc), d.tick)
 	w.loop(d, 50*time.Millisecond, 50*time.Millisecond, d.orchestrate)
 	w.loop(d, 100*time.Millisecond, 100*time.Millisecond, d.statusLoop)
+	w.loop(d, time.Second, time.Second, func() { n.seen = d.view.Seen() }) // Daemon.seenLoop
 	w.startDiskPlugin(d)
 }
 
@@ -587,6 +591,7 @@ func (w *world) bmcFence(d *daemon, target string, done func(error)) {
 func (d *daemon) runAction(name, verb string, done func()) {
 	w := d.n.w
 	s := d.svc(name)
+	before := orchestrator.InstanceState(s.persist.State)
 	finish := func(err error) {
 		d.refreshNow(s, func() {
 			var st orchestrator.InstanceState
@@ -595,6 +600,8 @@ func (d *daemon) runAction(name, verb string, done func()) {
 				st = orchestrator.Started
 			case verb == "start":
 				st = orchestrator.StartFailed
+			case err == nil && (before == orchestrator.StartFailed || before == orchestrator.Failed):
+				st = before // stopping what a failure left keeps the failure
 			case err == nil:
 				st = orchestrator.Stopped
 			default:
