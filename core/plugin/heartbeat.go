@@ -21,14 +21,9 @@ type HeartbeatRunner interface {
 
 // Heartbeat returns the runner for a heartbeat type ("hb.net").
 func (h *Host) Heartbeat(ctx context.Context, typ string) (HeartbeatRunner, error) {
-	if err := h.scan(ctx); err != nil {
+	inst, err := h.lookup(ctx, typ)
+	if err != nil {
 		return nil, err
-	}
-	h.mu.Lock()
-	inst, ok := h.byType[typ]
-	h.mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("%s: %w (plugin directory %s)", typ, ErrUnknownType, h.cfg.Dir)
 	}
 	return &heartbeatRunner{inst: inst}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -37,6 +38,9 @@ var (
 	// ErrProtocol: the plugin speaks a protocol version this host does
 	// not know.
 	ErrProtocol = errors.New("plugin protocol version not supported")
+	// ErrInsecurePlugin: a plugin binary, or the plugin directory, may
+	// be changed by someone other than root; vigil runs it as root.
+	ErrInsecurePlugin = errors.New("plugin is not safe to run as root")
 )
 
 // rescanAfter spaces the retries of plugins that failed to start.
@@ -46,7 +50,14 @@ const rescanAfter = 5 * time.Second
 // usable.
 type Config struct {
 	// Dir is the plugin directory, searched for vigil-plugin-* executables.
+	// It and every binary in it must be owned by root (or the user vigil
+	// runs as) and writable by no one else: vigil runs them as root.
 	Dir string
+	// SocketDir is where plugins make their unix sockets. It is created
+	// 0700 when missing. Default: a private directory the host makes with
+	// os.MkdirTemp on first use and removes on Close; never a shared
+	// directory such as /tmp itself.
+	SocketDir string
 	// Logger receives the host's lines and those forwarded from plugins,
 	// each under the plugin's name. Default: hclog on stderr at warn.
 	Logger hclog.Logger
@@ -60,17 +71,46 @@ type Config struct {
 }
 
 // Host owns the plugin processes.
+//
+// Plugins start outside h.mu: one that hangs in its handshake must not
+// stall lookups of the others (status, fencing and config parsing all look
+// types up). A lookup answers as soon as a plugin serving its type has, and
+// waits for every plugin only for a type none serves yet.
 type Host struct {
 	cfg Config
 	log hclog.Logger
+	// ctx bounds the scans' calls; Close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// scans counts the goroutines scans started; Close waits for them.
+	scans sync.WaitGroup
 
 	mu      sync.Mutex
 	plugins map[string]*instance // by binary name
+	// names are the binaries the last discovery found safe to run.
+	names []string
+	// refused are the binaries the last discovery would not run, and why.
+	refused map[string]error
 	scanned bool
 	// failedAt is when the last scan left a plugin out; zero when none.
 	failedAt time.Time
-	byType   map[string]*instance
-	closed   bool
+	// running is the scan under way, nil when none.
+	running *scanRun
+	byType  map[string]*instance
+	// conflicts are types two plugins claim: looking one up fails, the
+	// others still work.
+	conflicts map[string]error
+	// changed is closed, and replaced, whenever the index grows or a
+	// scan ends: lookups waiting for a type wake on it.
+	changed chan struct{}
+	// socketDir is the directory made for Config.SocketDir's default.
+	socketDir string
+	closed    bool
+}
+
+// scanRun is one scan of the plugin directory.
+type scanRun struct {
+	done chan struct{} // closed when every plugin has answered or failed
 }
 
 // New returns a Host for cfg; it starts nothing.
@@ -87,7 +127,9 @@ func New(cfg Config) *Host {
 	if cfg.ActionTimeout == 0 {
 		cfg.ActionTimeout = 5 * time.Minute
 	}
-	return &Host{cfg: cfg, log: cfg.Logger.Named("plugin"), plugins: map[string]*instance{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Host{cfg: cfg, log: cfg.Logger.Named("plugin"), ctx: ctx, cancel: cancel,
+		plugins: map[string]*instance{}, changed: make(chan struct{})}
 }
 
 // Keyword declares one configuration keyword, as a plugin sent it.
@@ -122,88 +164,194 @@ type Info struct {
 	ServiceKeywords []Keyword
 }
 
-// Discover lists the plugin binaries in the plugin directory, by name.
+// Discover lists the plugin binaries in the plugin directory that are
+// safe to run, by name. Names with a dot (vigil-plugin-fs.old,
+// .dpkg-old) are not plugins: a leftover copy must not claim its
+// original's types.
 func (h *Host) Discover() ([]string, error) {
+	names, _, err := h.discover()
+	return names, err
+}
+
+// discover lists the plugin binaries, and those it refuses with why.
+func (h *Host) discover() (names []string, refused map[string]error, err error) {
+	fi, err := os.Stat(h.cfg.Dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read plugin directory %s: %w (set --plugin-dir or VIGIL_PLUGIN_DIR)", h.cfg.Dir, err)
+	}
+	if err := checkRootOnly(h.cfg.Dir, fi); err != nil {
+		return nil, nil, fmt.Errorf("plugin directory %s: %w", h.cfg.Dir, err)
+	}
 	entries, err := os.ReadDir(h.cfg.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("read plugin directory %s: %w (set --plugin-dir or VIGIL_PLUGIN_DIR)", h.cfg.Dir, err)
+		return nil, nil, fmt.Errorf("read plugin directory %s: %w (set --plugin-dir or VIGIL_PLUGIN_DIR)", h.cfg.Dir, err)
 	}
-	var names []string
+	refused = map[string]error{}
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), BinaryPrefix) || e.IsDir() {
+		n := e.Name()
+		if !strings.HasPrefix(n, BinaryPrefix) || len(n) == len(BinaryPrefix) || strings.Contains(n, ".") {
 			continue
 		}
-		fi, err := e.Info()
-		if err != nil || fi.Mode()&0o111 == 0 {
+		// Stat, not Lstat: a symlink runs its target, so the target
+		// is what must be safe.
+		path := filepath.Join(h.cfg.Dir, n)
+		fi, err := os.Stat(path)
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
 			continue
 		}
-		names = append(names, e.Name())
+		if err := checkRootOnly(path, fi); err != nil {
+			refused[n] = fmt.Errorf("plugin %s: %w", path, err)
+			continue
+		}
+		names = append(names, n)
 	}
 	sort.Strings(names)
-	return names, nil
+	return names, refused, nil
+}
+
+// checkRootOnly refuses a file or directory that someone other than root
+// (or the user vigil runs as: root, for vigild) could change.
+func checkRootOnly(path string, fi os.FileInfo) error {
+	uid := -1
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		uid = int(st.Uid)
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o022 == 0 && (uid == 0 || uid == os.Geteuid()) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is mode %04o, owned by uid %d; vigil runs plugins as root, so only root may change them: chmod go-w %s; chown root %s",
+		ErrInsecurePlugin, path, perm, uid, path, path)
 }
 
 // Plugins starts every plugin of the directory (those not running yet) and
-// returns what each said of itself. A plugin that fails to start is
-// reported in errs, keyed by binary name, and left out of the list.
+// returns what each said of itself. A plugin that fails to start, or that
+// discovery refused, is reported in errs, keyed by binary name, and left
+// out of the list.
 func (h *Host) Plugins(ctx context.Context) (infos []Info, errs map[string]error, err error) {
-	if err := h.scan(ctx); err != nil {
+	h.mu.Lock()
+	run, err := h.startScan(true)
+	h.mu.Unlock()
+	if err != nil {
 		return nil, nil, err
 	}
-	h.mu.Lock()
-	insts := make([]*instance, 0, len(h.plugins))
-	for _, inst := range h.plugins {
-		insts = append(insts, inst)
+	select {
+	case <-run.done:
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("waiting for the plugins to start: %w", ctx.Err())
 	}
-	h.mu.Unlock()
+	h.mu.Lock()
 	errs = map[string]error{}
-	for _, inst := range insts {
-		info, err := inst.info(ctx)
+	for n, err := range h.refused {
+		errs[n] = err
+	}
+	for _, n := range h.names {
+		inst, ok := h.plugins[n]
+		if !ok {
+			continue // closed meanwhile
+		}
+		info, err := inst.cachedInfo()
 		if err != nil {
-			errs[inst.binary] = err
+			errs[n] = err
 			continue
 		}
 		infos = append(infos, info)
 	}
+	h.mu.Unlock()
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Name < infos[j].Name })
 	return infos, errs, nil
 }
 
-// scan starts the plugins found in the directory, once, concurrently, and
-// indexes the types they serve. Two plugins serving one type is an error.
-func (h *Host) scan(ctx context.Context) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+// startScan starts a scan when none runs and one is due (or force), and
+// returns the scan under way, nil when none is. The plugins start in
+// goroutines of their own; h.mu must be held.
+func (h *Host) startScan(force bool) (*scanRun, error) {
 	if h.closed {
-		return errors.New("plugin host is closed")
+		return nil, errors.New("plugin host is closed")
 	}
-	if h.scanned && (h.failedAt.IsZero() || time.Since(h.failedAt) < rescanAfter) {
-		return nil
+	if h.running != nil {
+		return h.running, nil
 	}
-	names, err := h.Discover()
+	if !force && h.scanned && (h.failedAt.IsZero() || time.Since(h.failedAt) < rescanAfter) {
+		return nil, nil
+	}
+	// Checked before anything starts: a socket directory others can
+	// read is every plugin's problem, not one plugin's.
+	if _, err := h.socketsLocked(); err != nil {
+		return nil, err
+	}
+	names, refused, err := h.discover()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	for n, err := range refused {
+		if _, known := h.refused[n]; !known {
+			h.log.Error("plugin refused", "plugin", n, "error", err)
+		}
+	}
+	h.names, h.refused = names, refused
 	for _, n := range names {
 		if _, ok := h.plugins[n]; !ok {
 			h.plugins[n] = newInstance(h, n)
 		}
 	}
+	run := &scanRun{done: make(chan struct{})}
+	h.running = run
+	insts := make([]*instance, 0, len(names))
+	for _, n := range names {
+		insts = append(insts, h.plugins[n])
+	}
 	var wg sync.WaitGroup
-	for _, inst := range h.plugins {
+	for _, inst := range insts {
 		wg.Add(1)
+		h.scans.Add(1)
 		go func() {
+			defer h.scans.Done()
 			defer wg.Done()
-			if _, err := inst.info(ctx); err != nil {
+			info, err := inst.info(h.ctx)
+			if err != nil {
 				h.log.Error("plugin failed to start", "plugin", inst.binary, "error", err)
+				return
 			}
+			// Indexed at once: a lookup of this plugin's types need
+			// not wait for the slower ones.
+			h.mu.Lock()
+			for _, t := range info.Types {
+				if _, taken := h.byType[t.Type]; !taken && h.conflicts[t.Type] == nil {
+					if h.byType == nil {
+						h.byType = map[string]*instance{}
+					}
+					h.byType[t.Type] = inst
+				}
+			}
+			h.notify()
+			h.mu.Unlock()
 		}()
 	}
-	wg.Wait()
+	h.scans.Add(1)
+	go func() {
+		defer h.scans.Done()
+		wg.Wait()
+		h.mu.Lock()
+		h.index(insts)
+		h.running = nil
+		h.scanned = true
+		h.notify()
+		h.mu.Unlock()
+		close(run.done)
+	}()
+	return run, nil
+}
+
+// index rebuilds the type index from what insts said, in name order. A
+// type two plugins claim is left out, with the error its lookups get.
+// h.mu must be held.
+func (h *Host) index(insts []*instance) {
 	byType := map[string]*instance{}
+	conflicts := map[string]error{}
 	h.failedAt = time.Time{}
-	for _, n := range names {
-		inst := h.plugins[n]
+	for _, inst := range insts {
+		n := inst.binary
 		info, err := inst.cachedInfo()
 		if err != nil {
 			// Tried again on a later use: a plugin that failed once
@@ -212,42 +360,128 @@ func (h *Host) scan(ctx context.Context) error {
 			continue
 		}
 		for _, t := range info.Types {
+			if conflicts[t.Type] != nil {
+				continue
+			}
 			if other, dup := byType[t.Type]; dup {
-				return fmt.Errorf("resource type %s is served by both %s and %s: remove one from %s", t.Type, other.binary, n, h.cfg.Dir)
+				conflicts[t.Type] = fmt.Errorf("resource type %s is served by both %s and %s: remove one from %s", t.Type, other.binary, n, h.cfg.Dir)
+				h.log.Error("two plugins serve one type", "type", t.Type, "plugins", []string{other.binary, n})
+				delete(byType, t.Type)
+				continue
 			}
 			byType[t.Type] = inst
 		}
 	}
-	h.byType = byType
-	h.scanned = true
-	return nil
+	h.byType, h.conflicts = byType, conflicts
+}
+
+// notify wakes the lookups waiting for the index; h.mu must be held.
+func (h *Host) notify() {
+	close(h.changed)
+	h.changed = make(chan struct{})
+}
+
+// lookup returns the instance serving typ. It waits only while a scan is
+// under way and no plugin has claimed typ yet, and at most until ctx ends.
+func (h *Host) lookup(ctx context.Context, typ string) (*instance, error) {
+	for {
+		h.mu.Lock()
+		run, err := h.startScan(false)
+		if err != nil {
+			h.mu.Unlock()
+			return nil, err
+		}
+		if inst, ok := h.byType[typ]; ok {
+			h.mu.Unlock()
+			return inst, nil
+		}
+		if err := h.conflicts[typ]; err != nil {
+			h.mu.Unlock()
+			return nil, err
+		}
+		if run == nil {
+			h.mu.Unlock()
+			return nil, fmt.Errorf("%s: %w (plugin directory %s)", typ, ErrUnknownType, h.cfg.Dir)
+		}
+		changed := h.changed
+		h.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: waiting for the plugins to start: %w", typ, ctx.Err())
+		}
+	}
 }
 
 // Driver returns the driver for a resource type.
 func (h *Host) Driver(ctx context.Context, typ string) (Driver, error) {
-	if err := h.scan(ctx); err != nil {
+	inst, err := h.lookup(ctx, typ)
+	if err != nil {
 		return nil, err
-	}
-	h.mu.Lock()
-	inst, ok := h.byType[typ]
-	h.mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("%s: %w (plugin directory %s)", typ, ErrUnknownType, h.cfg.Dir)
 	}
 	return &driver{inst: inst, typ: typ}, nil
 }
 
-// Close stops every plugin process. Long-lived things plugins started for
-// services (private docker daemons) are not touched.
+// sockets returns the directory plugins make their unix sockets in,
+// creating it when needed.
+func (h *Host) sockets() (string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.socketsLocked()
+}
+
+func (h *Host) socketsLocked() (string, error) {
+	if h.cfg.SocketDir != "" {
+		if err := os.MkdirAll(h.cfg.SocketDir, 0o700); err != nil {
+			return "", fmt.Errorf("plugin socket directory: %w", err)
+		}
+		fi, err := os.Stat(h.cfg.SocketDir)
+		if err != nil {
+			return "", fmt.Errorf("plugin socket directory: %w", err)
+		}
+		uid := -1
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			uid = int(st.Uid)
+		}
+		if !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 || (uid != 0 && uid != os.Geteuid()) {
+			return "", fmt.Errorf("plugin socket directory %s is mode %04o, owned by uid %d: it must be a directory private to root: chmod 700 %s; chown root %s",
+				h.cfg.SocketDir, fi.Mode().Perm(), uid, h.cfg.SocketDir, h.cfg.SocketDir)
+		}
+		return h.cfg.SocketDir, nil
+	}
+	if h.socketDir == "" {
+		d, err := os.MkdirTemp("", "vigil-plugin-sockets-") // 0700, a name no one could plant
+		if err != nil {
+			return "", fmt.Errorf("plugin socket directory: %w", err)
+		}
+		h.socketDir = d
+	}
+	return h.socketDir, nil
+}
+
+// Close stops every plugin process, those still starting included.
+// Long-lived things plugins started for services (private docker daemons)
+// are not touched.
 func (h *Host) Close() {
 	h.mu.Lock()
 	h.closed = true
 	insts := h.plugins
 	h.plugins = map[string]*instance{}
 	h.mu.Unlock()
+	h.cancel()
+	for _, inst := range insts {
+		inst.abortStart()
+	}
 	for _, inst := range insts {
 		inst.kill()
 	}
+	h.scans.Wait()
+	h.mu.Lock()
+	if h.socketDir != "" {
+		os.RemoveAll(h.socketDir)
+		h.socketDir = ""
+	}
+	h.mu.Unlock()
 }
 
 // PIDs returns the process ids of the running plugin processes, by binary

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -31,10 +32,20 @@ type instance struct {
 	rpc      proto.ResourceDriverClient
 	hb       proto.HeartbeatClient
 	stonith  proto.StonithClient
-	infoVal  *Info
-	infoErr  error
 	started  int // processes started so far
 	restarts int
+
+	// abortMu guards abort, which kills the process a start under way
+	// launched; conn holds mu for the whole start, so Close cannot wait
+	// for mu to end a start that hangs.
+	abortMu sync.Mutex
+	abort   context.CancelFunc
+
+	// infoMu guards the last handshake's answer apart from mu, so that
+	// reading it never waits for a start under way.
+	infoMu  sync.Mutex
+	infoVal *Info
+	infoErr error
 }
 
 func newInstance(h *Host, binary string) *instance {
@@ -72,11 +83,31 @@ func (i *instance) conn(ctx context.Context) (proto.ResourceDriverClient, error)
 		i.host.log.Warn("plugin exited; restarting", "plugin", i.binary, "restarts", i.restarts)
 	}
 	path := filepath.Join(i.host.pluginDir(), i.binary)
-	cmd := exec.Command(path)
+	sockets, err := i.host.sockets()
+	if err != nil {
+		return nil, fmt.Errorf("start plugin %s: %w", path, err)
+	}
+	// The process is tied to a context of its own, not to the caller's:
+	// a start Close aborts dies at once, while one that succeeded lives
+	// on after the call that started it.
+	procCtx, abort := context.WithCancel(context.Background())
+	i.abortMu.Lock()
+	i.abort = abort
+	i.abortMu.Unlock()
+	defer func() {
+		i.abortMu.Lock()
+		i.abort = nil
+		i.abortMu.Unlock()
+	}()
+	cmd := exec.CommandContext(procCtx, path)
 	// A plugin must never outlive its host, even when the host is killed
 	// with SIGKILL. The SDK also watches its parent, for the case where
 	// the thread that forked it is gone.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// go-plugin's server puts its unix socket in PLUGIN_UNIX_SOCKET_DIR,
+	// /tmp by default: a private directory instead. Set last, so it wins
+	// over the host's environment.
+	cmd.Env = append(os.Environ(), goplugin.EnvUnixSocketDir+"="+sockets)
 	name := pluginName(i.binary)
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig: sdk.Handshake,
@@ -84,6 +115,7 @@ func (i *instance) conn(ctx context.Context) (proto.ResourceDriverClient, error)
 			sdk.ProtocolVersion: {sdk.PluginKindResource: clientPlugin{}, sdk.PluginKindHeartbeat: clientPlugin{}, sdk.PluginKindStonith: clientPlugin{}},
 		},
 		Cmd:              cmd,
+		SkipHostEnv:      true, // cmd.Env holds it already
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		Logger:           i.host.cfg.Logger.Named(name),
 		StartTimeout:     i.host.cfg.StartTimeout,
@@ -138,12 +170,16 @@ func (i *instance) heartbeat(ctx context.Context) (proto.HeartbeatClient, error)
 // the process is (re)started.
 func (i *instance) info(ctx context.Context) (Info, error) {
 	i.mu.Lock()
-	cached := i.infoVal != nil && i.client != nil && !i.client.Exited()
-	if cached {
-		defer i.mu.Unlock()
-		return *i.infoVal, nil
-	}
+	alive := i.client != nil && !i.client.Exited()
 	i.mu.Unlock()
+	if alive {
+		i.infoMu.Lock()
+		cached := i.infoVal
+		i.infoMu.Unlock()
+		if cached != nil {
+			return *cached, nil
+		}
+	}
 	rpc, err := i.conn(ctx)
 	if err != nil {
 		i.setInfo(nil, err)
@@ -180,14 +216,14 @@ func (i *instance) info(ctx context.Context) (Info, error) {
 }
 
 func (i *instance) setInfo(info *Info, err error) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
+	i.infoMu.Lock()
+	defer i.infoMu.Unlock()
 	i.infoVal, i.infoErr = info, err
 }
 
 func (i *instance) cachedInfo() (Info, error) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
+	i.infoMu.Lock()
+	defer i.infoMu.Unlock()
 	if i.infoVal == nil {
 		if i.infoErr == nil {
 			return Info{}, errors.New("plugin not started")
@@ -214,6 +250,15 @@ func (i *instance) callError(call string, err error) error {
 		return fmt.Errorf("plugin %s: %s: %w; it will be restarted on next use", pluginName(i.binary), call, ErrPluginDied)
 	}
 	return fromRPCError(err)
+}
+
+// abortStart kills the process of a start under way, if any.
+func (i *instance) abortStart() {
+	i.abortMu.Lock()
+	defer i.abortMu.Unlock()
+	if i.abort != nil {
+		i.abort()
+	}
 }
 
 func (i *instance) kill() {

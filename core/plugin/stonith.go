@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/vigil-ha/vigil/core/proto"
@@ -18,14 +17,9 @@ type Fencer interface {
 
 // Stonith returns the fencer for a fencing type ("stonith.ipmi").
 func (h *Host) Stonith(ctx context.Context, typ string) (Fencer, error) {
-	if err := h.scan(ctx); err != nil {
+	inst, err := h.lookup(ctx, typ)
+	if err != nil {
 		return nil, err
-	}
-	h.mu.Lock()
-	inst, ok := h.byType[typ]
-	h.mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("%s: %w (plugin directory %s)", typ, ErrUnknownType, h.cfg.Dir)
 	}
 	return &fencer{inst: inst, typ: typ}, nil
 }
