@@ -109,7 +109,7 @@ func (d *Driver) Info() sdk.Info {
 			Help: "Fence a node with a standard fence agent (fence_ipmilan, fence_virsh, fence_redfish, ...), run unchanged through its stdin key=value protocol; success needs the agent's status to report the power off.",
 			Keywords: []sdk.Keyword{
 				{Name: KwAgent, Required: true, Help: "The agent's name, e.g. fence_ipmilan; looked up in /usr/sbin, then PATH."},
-				{Name: KwOptions, Help: "Whitespace-separated key=value options given to the agent on stdin, as its long options without dashes, e.g. \"ip=10.1.0.101 username=admin lanplus=1 cipher=3\"."},
+				{Name: KwOptions, Help: "Whitespace-separated key=value options given to the agent on stdin, as its long options without dashes, e.g. \"ip=10.1.0.101 username=admin lanplus=1 cipher=3\". Options that name a program, script or file to run or write (*_path, *_script, exec, ssh_options, identity_file, logfile, ...) are refused."},
 				{Name: KwPasswordFile, Help: "A file holding the password, given to the agent as password=... on stdin (never on a command line)."},
 				{Name: KwTimeout, Type: sdk.TypeDuration, Default: DefaultTimeout.String(), Help: "How long a fence may take, power-off confirmation included."},
 			},
@@ -130,6 +130,38 @@ var (
 	agentName = regexp.MustCompile(`^fence_[A-Za-z0-9_.-]+$`)
 	optionKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 )
+
+// unsafeOptions are fence-agents options (fencing.py's and the agents'
+// own, as fencing.py reads them on stdin: the option's name or its long
+// option, '-' and '_' alike) that name a program to run, a script to
+// source, options for ssh (-oProxyCommand=...) or a file to write.
+// Besides these, every *_path (a tool's binary: ipmitool_path, sudo_path,
+// ...) and *_script (passwd_script) option is refused.
+var unsafeOptions = map[string]bool{
+	"exec": true, "runonfail": true, "runonwarn": true, // run a command
+	"ssh_options": true, "identity_file": true, // ssh's ProxyCommand, a key
+	"logfile": true, "debug": true, "debug_file": true, "status_file": true, "cookie_file": true, // written as root
+	"kubeconfig": true, "openrc": true, // may run credential helpers, is sourced
+}
+
+// safePaths are *_path options that name no file: fence_pve's api_path
+// is the path part of a URL.
+var safePaths = map[string]bool{"api_path": true}
+
+// runsOrWrites reports whether an option key is one of unsafeOptions or
+// a *_path or *_script one.
+func runsOrWrites(key string) bool {
+	k := strings.ReplaceAll(strings.ToLower(key), "-", "_")
+	switch {
+	case unsafeOptions[k]:
+		return true
+	case strings.HasSuffix(k, "_script"):
+		return true
+	case strings.HasSuffix(k, "_path") && !safePaths[k]:
+		return true
+	}
+	return false
+}
 
 func (d *Driver) parseSpec(kw map[string]string) (spec, error) {
 	var errs []string
@@ -161,6 +193,9 @@ func (d *Driver) parseSpec(kw map[string]string) (spec, error) {
 			bad(KwOptions, fmt.Sprintf("%q is not key=value", k))
 		case k == "action":
 			bad(KwOptions, "action is set by vigil (off, then status)")
+		case runsOrWrites(k):
+			// The key only: the value may be a secret.
+			bad(KwOptions, fmt.Sprintf("%s= names a program, script or file the agent would run, read as a script or write as root: refused, since the section is cluster-wide configuration (install the agent's tools in their default place; give a password with password_file)", k))
 		default:
 			hasPassword = hasPassword || k == "password" || k == "passwd"
 			s.options = append(s.options, o)

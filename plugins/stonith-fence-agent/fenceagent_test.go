@@ -313,3 +313,60 @@ esac`)
 		t.Error("the agent ran with a password from a world-readable file")
 	}
 }
+
+// The agents run as root, and some of their options name a program, a
+// script or a file to run or write: through options, cluster-wide
+// configuration would run anything as root.
+func TestParseSpec_RefusesOptionsThatRunOrWriteFiles(t *testing.T) {
+	d, _ := newDriver(t, modelAgent(t, "exit 0"))
+	for _, tc := range []struct {
+		option string
+		refuse bool
+	}{
+		{"passwd_script=/tmp/x.sh", true},
+		{"password-script=/tmp/x.sh", true}, // its long option, which fencing.py also reads
+		{"snmp_priv_passwd_script=/tmp/x", true},
+		{"ipmitool_path=/tmp/evil", true},
+		{"ipmitool-path=/tmp/evil", true},
+		{"ssh_path=/tmp/evil", true},
+		{"sudo_path=/tmp/evil", true},
+		{"sg_persist-path=/tmp/evil", true},
+		{"corosync_cmap_path=/tmp/evil", true},
+		{"IDENTITY_FILE=/root/.ssh/id_rsa", true},
+		{"identity-file=/root/.ssh/id_rsa", true},
+		{"ssh_options=-oProxyCommand=touch/tmp/pwned", true},
+		{"exec=/bin/sh", true},
+		{"runonfail=/bin/sh", true},
+		{"runonwarn=/bin/sh", true},
+		{"logfile=/etc/shadow", true},
+		{"debug-file=/etc/shadow", true},
+		{"debug_file=/etc/shadow", true},
+		{"status_file=/etc/passwd", true},
+		{"cookie_file=/etc/passwd", true},
+		{"kubeconfig=/tmp/kc", true},
+		{"openrc=/tmp/openrc", true},
+		{"ip=10.0.0.1", false},
+		{"lanplus=1", false},
+		{"api_path=/api2/json", false}, // fence_pve: the path part of a URL
+		{"ipmitool_timeout=5", false},
+		{"ssh=1", false},
+		{"use_sudo=1", false},
+	} {
+		t.Run(tc.option, func(t *testing.T) {
+			_, err := d.parseSpec(map[string]string{KwAgent: "fence_model", KwOptions: "ip=1.2.3.4 " + tc.option})
+			if !tc.refuse {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			key, _, _ := strings.Cut(tc.option, "=")
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), key+"=") || !strings.Contains(err.Error(), "as root") {
+				t.Fatalf("parseSpec = %v, want ErrConfig naming %s=", err, key)
+			}
+			if _, v, _ := strings.Cut(tc.option, "="); strings.Contains(err.Error(), v) {
+				t.Errorf("the error shows the value, which may be a secret: %v", err)
+			}
+		})
+	}
+}
