@@ -5,10 +5,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/vigil-ha/vigil/core/config"
+)
+
+// What svcmgr set accepts as a section and a keyword: a name, never
+// something the INI syntax reads otherwise (a comment, a header).
+var (
+	sectionName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*#[A-Za-z0-9_-]+$`)
+	keywordName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 )
 
 // SetKeywords applies "key=value" assignments to a service's config file
@@ -36,11 +44,19 @@ func (e *Engine) SetKeywords(ctx context.Context, path string, kv []string) ([]b
 		section := config.DefaultSection
 		if i := strings.LastIndexByte(key, '.'); i > 0 && strings.Contains(key[:i], "#") {
 			section, key = key[:i], key[i+1:]
+			if !sectionName.MatchString(section) {
+				return nil, fmt.Errorf("%q: %q is not a resource section's name (<driver>#<id>, e.g. fs#1.mnt_opt=ro)", a, section)
+			}
+		}
+		// A name only: "#x" would be written as a comment line, and the
+		// file would validate with the change silently lost.
+		if key = strings.ToLower(key); !keywordName.MatchString(key) {
+			return nil, fmt.Errorf("%q: %q is not a keyword name (letters, digits and '_', starting with a letter; e.g. orchestrate=ha or fs#1.mnt_opt=ro)", a, key)
 		}
 		if strings.ContainsAny(value, "\n\r") {
 			return nil, fmt.Errorf("%q: a value is one line", a)
 		}
-		f.Set(section, strings.ToLower(key), strings.TrimSpace(value))
+		f.Set(section, key, strings.TrimSpace(value))
 	}
 	out := f.Bytes()
 	if _, err := e.Parse(ctx, path, out); err != nil {

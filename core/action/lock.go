@@ -23,7 +23,12 @@ func (e *Engine) Lock(ctx context.Context, name, what string, wait bool) (func()
 		return nil, err
 	}
 	path := filepath.Join(e.ServiceRunDir(name), "action.lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// O_NOFOLLOW: a symlink planted in the lock's place would have root
+	// truncate and write whatever it points to.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("service %s: lock %s is a symlink: remove it (vigil makes its own lock file)", name, path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("service %s: open lock: %w", name, err)
 	}
