@@ -122,11 +122,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("arbitrator: accept on %s: %w", ln.Addr(), err)
 			}
-			return fmt.Errorf("arbitrator: accept on %s: %w", ln.Addr(), err)
+			// Out of descriptors or a connection reset before accept: the
+			// vote must outlive it, so wait a moment and go on.
+			s.log.Warn("accept failed; retrying", "error", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
 		}
 		select {
 		case s.sem <- struct{}{}:
