@@ -247,7 +247,14 @@ func (d *Daemon) fence(ctx context.Context, target string, delay time.Duration) 
 	d.orch.mu.Unlock()
 	cfg := d.node.Stonith[target]
 	log := d.log.Named("stonith").With("target", target, "type", cfg.Type)
-	due := func() bool { return node.FenceStillDue(d.view.Snapshot().Peers[target]) }
+	// Due while the target is still lost (or never heard) and this side
+	// still has quorum: a node that became the minority fences nothing.
+	due := func() bool {
+		d.orch.mu.Lock()
+		q := d.orch.quorum || !d.orch.quorumKnown
+		d.orch.mu.Unlock()
+		return q && node.FenceStillDue(d.view.Snapshot().Peers[target])
+	}
 	go func() {
 		defer func() {
 			d.orch.mu.Lock()
@@ -272,12 +279,12 @@ func (d *Daemon) fence(ctx context.Context, target string, delay time.Duration) 
 				}
 			}
 		}()
-		confirmed := func(begin time.Time, how string, lines []string) {
+		confirmed := func(begin time.Time, lines []string) {
 			d.orch.mu.Lock()
 			d.orch.fenced[target] = true
 			d.orch.mu.Unlock()
 			d.poke()
-			log.Warn("node fenced: power-off confirmed", "how", how, "took", time.Since(begin).Round(time.Millisecond), "log", strings.Join(lines, "; "))
+			log.Warn("node fenced: power-off confirmed", "took", time.Since(begin).Round(time.Millisecond), "log", strings.Join(lines, "; "))
 			d.metrics.fence(true)
 			d.emit(api.Event{Kind: "fence", Node: target, Message: "fenced"})
 		}
@@ -289,16 +296,13 @@ func (d *Daemon) fence(ctx context.Context, target string, delay time.Duration) 
 			}
 			begin := time.Now()
 			fencer, err := d.host.Stonith(ctx, cfg.Type)
-			if err == nil && attempt == 1 {
-				// Off already (powered off, dead PSU): nothing to wait for.
+			if err == nil && attempt == 1 && delay > 0 {
+				// Off already (powered off, dead PSU): no delay to wait,
+				// the fence below confirms it at once.
 				pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
 				power, perr := fencer.PowerStatus(pctx, target, cfg.Keywords)
 				pcancel()
-				if perr == nil && power == "off" {
-					confirmed(begin, "its BMC reports it off already", nil)
-					return
-				}
-				if delay > 0 {
+				if perr != nil || power != "off" {
 					log.Info("waiting the fence delay before the power-off", "delay", delay, "power", power)
 					select {
 					case <-ctx.Done():
@@ -317,7 +321,7 @@ func (d *Daemon) fence(ctx context.Context, target string, delay time.Duration) 
 				lines, err = fencer.Fence(ctx, target, cfg.Keywords)
 			}
 			if err == nil {
-				confirmed(begin, "powered off", lines)
+				confirmed(begin, lines)
 				return
 			}
 			if ctx.Err() != nil {

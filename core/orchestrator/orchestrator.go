@@ -509,8 +509,13 @@ func priority(v View, n string) int {
 // in a split where both sides can fence, a peer that sees this node lost
 // fences it (after its delay) unless this node fences it first. A peer
 // already asked for by a service's action is not asked again.
+//
+// Only in a two-node cluster: with three nodes or more, quorum decides who
+// acts, and a node's view during a split can still count a majority while
+// it is about to be the minority: a defensive fence from it would hit a
+// healthy node of the majority.
 func defensiveFences(v View, local Node, done []Action) []Action {
-	if local.Frozen {
+	if local.Frozen || len(v.Order) > 2 {
 		return nil
 	}
 	var out []Action

@@ -93,6 +93,7 @@ func TestDecide_DefensiveFence(t *testing.T) {
 		{name: "no defensive fence for orchestrate=start", view: twoNodes(orchestrate("start"), running("n1"), nodeState("n2", NodeLost))},
 		{name: "nothing runs here: the lost peer is fenced before the start (not defensively)", view: twoNodes(nodeState("n2", NodeLost)), want: []string{"fence n2"}},
 		{name: "no defensive fence from a frozen node", view: twoNodes(frozenNode("n1"), running("n1"), nodeState("n2", NodeLost))},
+		{name: "no defensive fence with three nodes (quorum decides)", view: base(running("n1"), nodeState("n2", NodeLost), func(v *View) { v.Order = []string{"n1", "n2", "n3"} })},
 	})
 }
 
