@@ -183,6 +183,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := os.MkdirAll(d.cfg.RunDir, 0o700); err != nil {
 		return err
 	}
+	if err := checkDirs(d.cfg, d.log); err != nil {
+		return err
+	}
 	// Services are known before the API answers: a caller never sees a
 	// daemon that does not know its services yet.
 	d.scanConfigs(ctx)
