@@ -207,14 +207,14 @@ func Chaos(ctx context.Context, cfg ChaosConfig, out io.Writer) (ChaosSummary, e
 	if _, err := os.Stat(filepath.Join(c.l.BinDir, "regclient")); err != nil {
 		return sum, fmt.Errorf("no regclient in %s (make build builds it): %w", c.l.BinDir, err)
 	}
-	if err := c.setup(); err != nil {
-		return sum, err
-	}
 	var err error
 	if c.probe, err = c.l.probeRegistry(20 * time.Millisecond); err != nil {
 		return sum, err
 	}
 	defer c.probe.Stop()
+	if err := c.setup(); err != nil {
+		return sum, err
+	}
 	if c.mounts, err = c.l.watchMounts(50 * time.Millisecond); err != nil {
 		return sum, err
 	}
