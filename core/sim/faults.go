@@ -20,6 +20,7 @@ const (
 	fLoss
 	fSlowDisk
 	fSlowNet
+	fArbRestart
 	nFaults
 )
 
@@ -45,9 +46,23 @@ func (w *world) scheduleFaults() {
 
 func (w *world) inject() {
 	var k faultKind
-	if w.cfg.stonith {
+	switch {
+	case w.cfg.stonith:
 		k = faultKind(w.rng.IntN(int(nFaults)))
-	} else {
+	case w.cfg.arbitrator && w.cfg.splitStop:
+		// Without fencing, an exclusive arbitrator vote and
+		// split_action = stop are what make a clean split safe.
+		// A stop that fails on the side without quorum (a plugin
+		// down) is what no one can see without fencing: no plugin
+		// crashes here, and no stop fails (drawShape).
+		kinds := []faultKind{fPartition, fPartition, fArbRestart}
+		for _, k := range safeWithoutFencing {
+			if k != fPluginCrash {
+				kinds = append(kinds, k)
+			}
+		}
+		k = kinds[w.rng.IntN(len(kinds))]
+	default:
 		k = safeWithoutFencing[w.rng.IntN(len(safeWithoutFencing))]
 	}
 	n := w.nodes[w.rng.IntN(len(w.nodes))]
@@ -106,6 +121,10 @@ func (w *world) inject() {
 		n.diskLag = w.between(300*time.Millisecond, 3*time.Second)
 		w.logf(n.name, "SLOW DISK reads lag %s", n.diskLag)
 		w.after(w.between(2*time.Second, 15*time.Second), func() { n.diskLag = 0 })
+	case fArbRestart:
+		if w.arb != nil {
+			w.restartArbiter()
+		}
 	case fSlowNet:
 		m := w.other(n)
 		l := [2]string{n.name, m.name}
@@ -156,6 +175,20 @@ func (w *world) partition() {
 		w.net.cut[l] = true
 	}
 	until := w.now + dur
+	var arbCut []string
+	if w.arb != nil && which != 2 {
+		// The arbitrator is on one side of the net partition.
+		other := b
+		if w.chance(0.5) {
+			other = a
+		}
+		for _, n := range other {
+			if !w.arb.cut[n.name] {
+				w.arb.cut[n.name] = true
+				arbCut = append(arbCut, n.name)
+			}
+		}
+	}
 	if which >= 2 {
 		for _, n := range b {
 			n.diskBlocked = max(n.diskBlocked, until)
@@ -167,10 +200,13 @@ func (w *world) partition() {
 		}
 		return s
 	}
-	w.logf("-", "PARTITION %s | %s (net=%v one-way=%v disk=%v) for %s", names(a), names(b), which != 2, oneWay, which >= 2, dur)
+	w.logf("-", "PARTITION %s | %s (net=%v one-way=%v disk=%v, arbitrator cut from %v) for %s", names(a), names(b), which != 2, oneWay, which >= 2, arbCut, dur)
 	w.after(dur, func() {
 		for _, l := range cuts {
 			delete(w.net.cut, l)
+		}
+		for _, n := range arbCut {
+			delete(w.arb.cut, n)
 		}
 		w.logf("-", "partition %s | %s healed", names(a), names(b))
 	})
@@ -184,6 +220,9 @@ func (w *world) heal() {
 	clear(w.net.cut)
 	clear(w.net.loss)
 	clear(w.net.slow)
+	if w.arb != nil {
+		clear(w.arb.cut)
+	}
 	for _, n := range w.nodes {
 		n.diskBlocked, n.diskLag, n.fenceFail = 0, 0, 0
 		n.pluginDown = [2]time.Duration{}

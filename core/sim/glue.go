@@ -12,9 +12,11 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vigil-ha/vigil/core/arbitrator"
 	"github.com/vigil-ha/vigil/core/cluster"
 	"github.com/vigil-ha/vigil/core/node"
 	"github.com/vigil-ha/vigil/core/orchestrator"
+	"github.com/vigil-ha/vigil/core/status"
 )
 
 // initialState mirrors Daemon.loadNodeConfig: a daemon of a cluster of
@@ -70,7 +72,7 @@ func readyWindow(nc *cluster.NodeConfig) time.Duration {
 	return longest * 5 / 2
 }
 
-// hasQuorum mirrors daemon.hasQuorum (arbitrators are not simulated yet).
+// hasQuorum mirrors daemon.hasQuorum.
 func hasQuorum(nodes, arbitrators, alive, votes int) bool {
 	if nodes < 3 && arbitrators == 0 {
 		return true
@@ -91,7 +93,7 @@ func orchestratorView(d *daemon, now time.Time) orchestrator.View {
 	}
 	in.Fenced = maps.Clone(d.fenced)
 	in.Resumed = d.resumed
-	in.Quorum = hasQuorum(len(nc.Nodes), len(nc.Arbitrators), node.Alive(snap.Peers), 0)
+	in.Quorum = hasQuorum(len(nc.Nodes), len(nc.Arbitrators), node.Alive(snap.Peers), arbitratorVotesNow(d))
 	for _, s := range d.svcs {
 		in.Services = append(in.Services, node.Service{Name: s.conf.name, Keywords: s.conf.keywords, State: s.persist.State,
 			Expect: s.persist.Expect, Status: s.status, Evaluated: !s.statusAt.IsZero(), Since: d.since[s.conf.name]})
@@ -164,4 +166,72 @@ func datasetOf(d *daemon) *cluster.Dataset {
 			Updated: updated, State: s.persist.State, Expect: s.persist.Expect, Nodes: slices.Clone(s.conf.nodes)}
 	}
 	return ds
+}
+
+// aliveSet mirrors Daemon.aliveSet: this node and every peer ready or
+// joining, normalized.
+func aliveSet(d *daemon) []string {
+	set := []string{d.n.name}
+	for name, p := range d.view.Snapshot().Peers {
+		if p.State == cluster.Ready || p.State == cluster.Joining {
+			set = append(set, name)
+		}
+	}
+	return arbitrator.NormalizeSet(set)
+}
+
+// arbitratorVotesNow mirrors Daemon.arbitratorVotesNow (one arbitrator;
+// the vote's clock is the simulated monotonic one).
+func arbitratorVotesNow(d *daemon) int {
+	if len(d.n.nc.Arbitrators) == 0 || !d.vote.Valid(d.n.w.now, aliveSet(d)) {
+		return 0
+	}
+	return 1
+}
+
+// grant mirrors arbitrator.Server's decide and grant (unexported there):
+// it returns whether the vote is granted to node for set at now.
+func (a *arbiter) grant(now time.Duration, node string, set []string) (bool, string) {
+	switch {
+	case !slices.Contains(set, node):
+		return false, "set does not include the requester"
+	case now < a.quiet:
+		return false, "arbitrator started less than a lease ago"
+	}
+	for holder, g := range a.grants {
+		if now >= g.until {
+			delete(a.grants, holder)
+		}
+	}
+	for _, holder := range slices.Sorted(maps.Keys(a.grants)) {
+		g := a.grants[holder]
+		if !slices.Contains(set, holder) || !slices.Equal(g.set, set) {
+			return false, "held by " + holder
+		}
+	}
+	a.grants[node] = arbGrant{set: set, until: now + a.lease}
+	return true, ""
+}
+
+// noteQuorum mirrors Daemon.noteQuorum: with split_action = stop, a side
+// without quorum stops what runs there.
+func (d *daemon) noteQuorum(v orchestrator.View) {
+	w := d.n.w
+	if d.quorum == nil || *d.quorum != v.Quorum {
+		if d.quorum != nil || !v.Quorum {
+			w.logf(d.n.name, "quorum %v", v.Quorum)
+		}
+		q := v.Quorum
+		d.quorum = &q
+	}
+	if v.Quorum || d.n.nc.SplitAction != "stop" {
+		return
+	}
+	for _, s := range v.Services {
+		inst := s.Instances[v.Local]
+		if inst.Avail != status.Up && inst.Avail != status.Warn && inst.State != orchestrator.Starting {
+			continue
+		}
+		d.execute(orchestrator.Action{Kind: orchestrator.Stop, Service: s.Name, Reason: "quorum lost (split_action = stop)"})
+	}
 }

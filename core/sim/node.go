@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vigil-ha/vigil/core/arbitrator"
 	"github.com/vigil-ha/vigil/core/cluster"
 	"github.com/vigil-ha/vigil/core/node"
 	"github.com/vigil-ha/vigil/core/orchestrator"
@@ -74,12 +75,21 @@ type machine struct {
 
 func (w *world) build() {
 	w.net = newNetwork(w)
+	if w.cfg.arbitrator {
+		w.arb = newArbiter(w)
+	}
 	for i, name := range w.cfg.nodes {
 		nc := &cluster.NodeConfig{Cluster: "sim", Local: name, Nodes: w.cfg.nodes, ReadyPeriod: w.cfg.readyPeriod,
 			Heartbeats: []cluster.HeartbeatConfig{
 				{Name: hbNet, Type: "hb.net", Interval: w.cfg.netInterval, Timeout: w.cfg.netTimeout},
 				{Name: hbDisk, Type: "hb.disk", Interval: w.cfg.dskInterval, Timeout: w.cfg.dskTimeout},
 			}, SplitAction: "none"}
+		if w.cfg.arbitrator {
+			nc.Arbitrators = []string{"arbitrator:1"}
+			if w.cfg.splitStop {
+				nc.SplitAction = "stop"
+			}
+		}
 		if w.cfg.stonith {
 			nc.Stonith = map[string]cluster.StonithConfig{}
 			for _, m := range w.cfg.nodes {
@@ -214,8 +224,11 @@ type daemon struct {
 	// and publish's pubAt.
 	lastTick, rereadUntil, pubAt time.Time
 	resumed                      bool
-	frozen                       bool
-	pending                      []func()
+	// vote is the arbitrator's last grant (Daemon.arbitratorVotes).
+	vote    arbitrator.Vote
+	quorum  *bool // the last quorum noted (Daemon.noteQuorum)
+	frozen  bool
+	pending []func()
 	// the disk heartbeat plugin's reader: the last slot generation read
 	// per peer (absent until the first, baseline, read).
 	diskSeen map[string]uint64
@@ -274,6 +287,9 @@ func (w *world) startDaemon(n *machine, why string) {
 	w.loop(d, 50*time.Millisecond, 50*time.Millisecond, d.orchestrate)
 	w.loop(d, 100*time.Millisecond, 100*time.Millisecond, d.statusLoop)
 	w.loop(d, time.Second, time.Second, func() { n.seen = d.view.Seen() }) // Daemon.seenLoop
+	if w.arb != nil {
+		w.loop(d, 0, publishInterval(n.nc), func() { w.askArbitrator(d) }) // Daemon.arbitratorLoop
+	}
 	w.startDiskPlugin(d)
 }
 
@@ -425,6 +441,7 @@ func (d *daemon) orchestrate() {
 	}
 	v := orchestratorView(d, w.mono())
 	v.Off = w.opts.Off
+	d.noteQuorum(v)
 	for _, a := range orchestrator.Decide(v) {
 		d.execute(a)
 	}

@@ -36,6 +36,11 @@ type Options struct {
 	Nodes int
 	// Services forces the service count (1 or 2); 0 draws it.
 	Services int
+	// Arbitrator forces an arbitrator in the cluster.
+	Arbitrator bool
+	// AnySideArbitrator switches the arbitrator's exclusive vote off: it
+	// grants every request, as a reachability check would.
+	AnySideArbitrator bool
 	// NoStonith forces a cluster without fencing (and only the faults a
 	// cluster without fencing can survive); otherwise drawn.
 	NoStonith bool
@@ -114,6 +119,7 @@ type world struct {
 	cfg   shape
 	nodes []*machine
 	net   *network
+	arb   *arbiter
 	chk   *checker
 	trace []string
 	tail  int // ring start when not tracing all
@@ -232,6 +238,8 @@ type shape struct {
 	services    []svcConf
 	stonith     bool
 	arbitrator  bool
+	lease       time.Duration // the arbitrator's
+	splitStop   bool          // split_action = stop
 	netInterval time.Duration
 	netTimeout  time.Duration
 	dskInterval time.Duration
@@ -262,8 +270,8 @@ type resConf struct {
 
 func (s shape) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "nodes=%s stonith=%v arbitrator=%v hb=net(%s/%s),disk(%s/%s) ready_period=%s status=%s",
-		strings.Join(s.nodes, ","), s.stonith, s.arbitrator, s.netInterval, s.netTimeout, s.dskInterval, s.dskTimeout,
+	fmt.Fprintf(&b, "nodes=%s stonith=%v arbitrator=%v(lease %s, split_action stop %v) hb=net(%s/%s),disk(%s/%s) ready_period=%s status=%s",
+		strings.Join(s.nodes, ","), s.stonith, s.arbitrator, s.lease, s.splitStop, s.netInterval, s.netTimeout, s.dskInterval, s.dskTimeout,
 		s.readyPeriod, s.statusEvery)
 	for _, sv := range s.services {
 		var rs []string
@@ -288,7 +296,6 @@ func drawShape(r *rand.Rand, o Options) shape {
 	for i := range n {
 		s.nodes = append(s.nodes, fmt.Sprintf("n%d", i+1))
 	}
-	s.arbitrator = false // see the report: the lease protocol is not modelled yet
 	s.netInterval = pick(500*time.Millisecond, 300*time.Millisecond)
 	s.netTimeout = pick(2*time.Second, 1500*time.Millisecond, 3*time.Second)
 	s.dskInterval = pick(500*time.Millisecond, time.Second)
@@ -299,6 +306,16 @@ func drawShape(r *rand.Rand, o Options) shape {
 	s.pStopFail = []float64{0, 0.01, 0.05}[r.IntN(3)]
 	s.pFenceFail = []float64{0, 0.1, 0.4}[r.IntN(3)]
 	s.faultEvery = pick(time.Second, 3*time.Second, 8*time.Second)
+	// An arbitrator: often where it is the only thing between a split
+	// and two active sides (no fencing, split_action = stop).
+	if o.Arbitrator || (n == 2 && r.IntN(4) == 0) || (!s.stonith && n == 2 && r.IntN(3) != 0) {
+		s.arbitrator = true
+		s.lease = pick(3*time.Second, 1500*time.Millisecond)
+		s.splitStop = !s.stonith || r.IntN(2) == 0
+	}
+	if !s.stonith {
+		s.pStopFail = 0
+	}
 	ns := o.Services
 	if ns == 0 {
 		ns = 1 + r.IntN(2)

@@ -21,7 +21,10 @@ var (
 	flagFirst = flag.Uint64("first", 1, "the first seed TestSim runs")
 	flagBeats = flag.Bool("beats", false, "with -seed: a trace line per heartbeat taken")
 	flagMax   = flag.Int("guard-seeds", 5000, "most seeds a guard test runs before giving up")
-	flagOff   = flag.String("off", "", "guards to switch off (comma-separated: fence,unheard,undef), for -seed and TestSim")
+	flagOff   = flag.String("off", "", "guards to switch off (comma-separated: fence,unheard,undef,arbitrator), for -seed and TestSim")
+	flagNodes = flag.Int("nodes", 0, "force the node count (2 or 3)")
+	flagNoFen = flag.Bool("nostonith", false, "force a cluster without fencing")
+	flagArb   = flag.Bool("arbitrator", false, "force an arbitrator")
 )
 
 func TestMain(m *testing.M) {
@@ -76,26 +79,30 @@ func printTrace(t *testing.T, r Result) {
 	t.Log(b.String())
 }
 
-// offFlag reads -off.
-func offFlag(t *testing.T) orchestrator.Disabled {
-	var off orchestrator.Disabled
+// flagOptions reads -off, -nodes, -nostonith and -arbitrator.
+func flagOptions(t *testing.T) Options {
+	o := Options{Nodes: *flagNodes, NoStonith: *flagNoFen, Arbitrator: *flagArb}
 	for _, g := range strings.FieldsFunc(*flagOff, func(r rune) bool { return r == ',' }) {
 		switch g {
 		case "fence":
-			off.FenceConfirmation = true
+			o.Off.FenceConfirmation = true
 		case "unheard":
-			off.UnheardPeer = true
+			o.Off.UnheardPeer = true
 		case "undef":
-			off.UndefIsActive = true
+			o.Off.UndefIsActive = true
+		case "arbitrator":
+			o.AnySideArbitrator = true
 		default:
-			t.Fatalf("-off=%s: unknown guard %q (fence, unheard, undef)", *flagOff, g)
+			t.Fatalf("-off=%s: unknown guard %q (fence, unheard, undef, arbitrator)", *flagOff, g)
 		}
 	}
-	return off
+	return o
 }
 
-func offString(off orchestrator.Disabled) string {
+// replayFlags are the flags that replay a seed run with o.
+func replayFlags(o Options) string {
 	var gs []string
+	off := o.Off
 	if off.FenceConfirmation {
 		gs = append(gs, "fence")
 	}
@@ -105,14 +112,32 @@ func offString(off orchestrator.Disabled) string {
 	if off.UndefIsActive {
 		gs = append(gs, "undef")
 	}
-	return strings.Join(gs, ",")
+	if o.AnySideArbitrator {
+		gs = append(gs, "arbitrator")
+	}
+	f := ""
+	if len(gs) > 0 {
+		f += " -off=" + strings.Join(gs, ",")
+	}
+	if o.Nodes != 0 {
+		f += fmt.Sprintf(" -nodes=%d", o.Nodes)
+	}
+	if o.NoStonith {
+		f += " -nostonith"
+	}
+	if o.Arbitrator {
+		f += " -arbitrator"
+	}
+	return f
 }
 
 // TestSim runs many seeds of the simulated cluster and fails on the first
 // broken invariant; -seed=S replays one seed with its whole trace.
 func TestSim(t *testing.T) {
 	if *flagSeed != 0 {
-		r := Run(*flagSeed, Options{Trace: true, Beats: *flagBeats, Off: offFlag(t)})
+		o := flagOptions(t)
+		o.Trace, o.Beats = true, *flagBeats
+		r := Run(*flagSeed, o)
 		printTrace(t, r)
 		if r.Violation != nil {
 			t.Fatalf("seed %d: %v", r.Seed, r.Violation)
@@ -120,7 +145,7 @@ func TestSim(t *testing.T) {
 		return
 	}
 	begin := time.Now()
-	opts := Options{Off: offFlag(t)}
+	opts := flagOptions(t)
 	bad := runSeeds(*flagFirst, *flagSeeds, opts, false)
 	took := time.Since(begin)
 	kinds := map[string][]uint64{}
@@ -133,7 +158,7 @@ func TestSim(t *testing.T) {
 		return
 	}
 	for k, seeds := range kinds {
-		t.Errorf("%s: %d seeds, first %v (replay: go test ./core/sim -run 'TestSim$' -seed=%d -v)", k, len(seeds), seeds[:min(len(seeds), 10)], seeds[0])
+		t.Errorf("%s: %d seeds, first %v (replay: go test ./core/sim -run 'TestSim$' -seed=%d%s -v)", k, len(seeds), seeds[:min(len(seeds), 10)], seeds[0], replayFlags(opts))
 	}
 	printTrace(t, Run(bad[0].Seed, opts))
 }
@@ -152,14 +177,20 @@ func TestSim_Replays(t *testing.T) {
 // same seed does not show with every guard on (so a hole of its own does
 // not count for the guard), and reports how many seeds it took.
 func guardTest(t *testing.T, off orchestrator.Disabled) {
+	guardTestWith(t, Options{}, Options{Off: off})
+}
+
+// guardTestWith is guardTest for any pair of options: on, the guard
+// holds; off, it does not.
+func guardTestWith(t *testing.T, on, off Options) {
 	begin := time.Now()
 	var found *Result
 	const batch = 20
 	seeds, skipped := 0, 0
 	for first := uint64(1); seeds < *flagMax && found == nil; first += batch {
 		seeds += batch
-		for _, r := range runSeeds(first, batch, Options{Off: off}, false) {
-			if Run(r.Seed, Options{}).Violation != nil {
+		for _, r := range runSeeds(first, batch, off, false) {
+			if Run(r.Seed, on).Violation != nil {
 				skipped++
 				continue
 			}
@@ -170,9 +201,9 @@ func guardTest(t *testing.T, off orchestrator.Disabled) {
 	if found == nil {
 		t.Fatalf("no violation in %d seeds with the guard off (%d seeds fail with it on too): the simulation does not exercise it", seeds, skipped)
 	}
-	t.Logf("with the guard off, seed %d breaks %v (searched %d seeds in %.1fs, %d failing with the guard on as well skipped); replay: go test ./core/sim -run 'TestSim$' -seed=%d -off=%s -v",
-		found.Seed, found.Violation, seeds, time.Since(begin).Seconds(), skipped, found.Seed, offString(off))
-	printTrace(t, Run(found.Seed, Options{Off: off}))
+	t.Logf("with the guard off, seed %d breaks %v (searched %d seeds in %.1fs, %d failing with the guard on as well skipped); replay: go test ./core/sim -run 'TestSim$' -seed=%d%s -v",
+		found.Seed, found.Violation, seeds, time.Since(begin).Seconds(), skipped, found.Seed, replayFlags(off))
+	printTrace(t, Run(found.Seed, off))
 }
 
 func TestSim_FindsViolationWithoutFenceConfirmation(t *testing.T) {
@@ -188,5 +219,7 @@ func TestSim_FindsViolationWithoutUndefIsActive(t *testing.T) {
 }
 
 func TestSim_FindsViolationWithoutExclusiveArbitratorVote(t *testing.T) {
-	t.Skip("the arbitrator is not simulated yet: needs core/node's quorum code over core/arbitrator's lease (see the package report)")
+	// Two nodes without fencing, an arbitrator and split_action = stop:
+	// only the vote's exclusivity keeps a split from two active sides.
+	guardTestWith(t, Options{Nodes: 2, NoStonith: true, Arbitrator: true}, Options{Nodes: 2, NoStonith: true, Arbitrator: true, AnySideArbitrator: true})
 }
