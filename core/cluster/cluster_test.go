@@ -354,3 +354,15 @@ func TestView_DatasetWithoutInstanceOrWithABadNameIsMalformed(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeConfig_RefusesASecretFileOthersCanRead(t *testing.T) {
+	path := writeConf(t, twoNodes)
+	secret := filepath.Join(filepath.Dir(path), "cluster.secret")
+	if err := os.Chmod(secret, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadNodeConfig(path, pluginKeywords)
+	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a 0644 secret_file: %v, want a refusal naming the fix", err)
+	}
+}

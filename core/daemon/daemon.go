@@ -124,7 +124,7 @@ func New(cfg Config) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, log: cfg.Logger, svcs: map[string]*service{}, subs: map[chan api.Event]struct{}{},
 		started: time.Now(), orch: newOrch(), wake: make(chan struct{}, 1),
 		syncPending: map[string]bool{}, syncWake: make(chan struct{}, 1)}
-	d.host = plugin.New(plugin.Config{Dir: cfg.PluginDir, Logger: cfg.Logger})
+	d.host = plugin.New(plugin.Config{Dir: cfg.PluginDir, Logger: cfg.Logger, SocketDir: filepath.Join(cfg.RunDir, "plugins")})
 	d.engine = action.New(action.Config{Plugins: d.host, RunDir: cfg.RunDir, StateDir: cfg.StateDir, Logger: cfg.Logger})
 	if err := d.loadNodeConfig(); err != nil {
 		d.host.Close()
