@@ -114,10 +114,6 @@ func (c *checker) heard(n *machine, from string, sealed time.Duration) {
 
 func (c *checker) fenceConfirmed(n *machine) { c.fencedAt[n.name] = c.w.now }
 
-func (c *checker) poweredOff(*machine) {}
-
-func (c *checker) poweredOn(*machine) {}
-
 // excludedSvc reports whether the liveness check must skip svc: a stop
 // failed somewhere (the resources left up there wait for an operator) or
 // it failed on every node of it.

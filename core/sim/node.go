@@ -78,7 +78,7 @@ func (w *world) build() {
 	if w.cfg.arbitrator {
 		w.arb = newArbiter(w)
 	}
-	for i, name := range w.cfg.nodes {
+	for _, name := range w.cfg.nodes {
 		nc := &cluster.NodeConfig{Cluster: "sim", Local: name, Nodes: w.cfg.nodes, ReadyPeriod: w.cfg.readyPeriod,
 			Heartbeats: []cluster.HeartbeatConfig{
 				{Name: hbNet, Type: "hb.net", Interval: w.cfg.netInterval, Timeout: w.cfg.netTimeout},
@@ -99,7 +99,6 @@ func (w *world) build() {
 			}
 		}
 		n := &machine{w: w, name: name, nc: nc, persist: map[string]persisted{}, res: map[string][]*resource{}}
-		_ = i
 		for _, s := range w.cfg.services {
 			for _, rc := range s.resources {
 				n.res[s.name] = append(n.res[s.name], &resource{conf: rc})
@@ -174,7 +173,6 @@ func (w *world) powerOff(n *machine, why string) {
 			r.state, r.op = rDown, r.op+1
 		}
 	}
-	w.chk.poweredOff(n)
 	if w.healed {
 		// After the heal, a fenced node is powered on again (by the
 		// operator, or a fence that reboots), so the run can converge.
@@ -195,7 +193,6 @@ func (w *world) powerOn(n *machine, why string) {
 	}
 	w.logf(n.name, "POWER ON (%s)", why)
 	n.powered = true
-	w.chk.poweredOn(n)
 	n.inc++
 	inc := n.inc
 	w.after(w.between(time.Second, 4*time.Second), func() {
