@@ -104,11 +104,14 @@ func (l *lab) delRule(r rule) {
 	}
 }
 
-// blockBMC makes target's BMC unreachable from node: whatever node sends
-// it is dropped in node's namespace. The BMC itself runs on, and answers
-// everyone else.
+// blockBMC makes target's BMC silent for node: its answers to node are
+// dropped in node's namespace, so node's requests go out and time out, as
+// with a BMC that does not answer (no session opens, so no request of
+// node's acts). Once the rule is removed, the next retransmission of a
+// request still in flight is answered: a slow BMC. The BMC answers
+// everyone else all along.
 func (l *lab) blockBMC(node, target string) rule {
-	r := rule{node, []string{"OUTPUT", "-d", l.bmc(target), "-j", "DROP"}}
+	r := rule{node, []string{"INPUT", "-s", l.bmc(target), "-p", "udp", "--sport", "623", "-j", "DROP"}}
 	l.addRule(r)
 	return r
 }
@@ -152,15 +155,14 @@ func (l *lab) power(node string) string {
 // vigild is node's vigild host pid (0 when none runs).
 func (l *lab) vigild(node string) int { return l.st.VigildPid(node) }
 
-// descendants are pid's descendants, children before grandchildren.
-func descendants(pid int) []int {
+// plugins are the plugin processes among pid's children (not what they
+// started for the services: a private docker daemon is the service's).
+func plugins(pid int) []int {
 	var out []int
-	queue := vlab.Children(pid)
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		out = append(out, p)
-		queue = append(queue, vlab.Children(p)...)
+	for _, c := range vlab.Children(pid) {
+		if strings.HasPrefix(commOf(c), "vigil-plugin") {
+			out = append(out, c)
+		}
 	}
 	return out
 }

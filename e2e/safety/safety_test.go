@@ -2,6 +2,7 @@ package safety
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +25,7 @@ var registryDisks = []string{"registry-root", "registry-docker", "registry-data"
 // Hole 1. A daemon restarted on a node cut from its peer must not start
 // what the peer may run: n1 runs the registry; n1 is cut from the lab
 // (both heartbeats, and it reaches no BMC), and n1's BMC is unreachable
-// from n2 (an iptables rule in n2's namespace drops what n2 sends it); the
+// from n2 (an iptables rule in n2's namespace drops its answers); the
 // registry's address has no ARP probe, so nothing but the orchestrator
 // stands between n2 and a second start. n2's vigild is killed -9 and the
 // lab's init restarts it: the new daemon never heard n1, fails to fence it
@@ -223,9 +224,10 @@ func (l *lab) rejoin(node string) {
 }
 
 // Hole 5. A service that opts out of fencing (stonith = false, orchestrate
-// = ha) and its owner's daemon frozen (SIGSTOP to vigild and every process
-// under it: its heartbeat and resource plugins) past the heartbeat timeout:
-// the peer takes the service over without fencing, as configured. When the
+// = ha) and its owner's daemon frozen (SIGSTOP to vigild and each of its
+// plugin processes, heartbeats included; the services' own processes run
+// on) past the heartbeat timeout: the peer takes the service over without
+// fencing, as configured. When the
 // owner's daemon resumes (SIGCONT), it must stop its own instance: the
 // service ends up on one node only. The service is a floating address
 // alone, without ARP probe (an address is the resource two nodes can hold
@@ -271,7 +273,7 @@ arp_probe = 0
 	if vpid == 0 {
 		t.Fatal("no vigild on n1")
 	}
-	kids := descendants(vpid)
+	kids := plugins(vpid)
 	var names []string
 	for _, p := range kids {
 		names = append(names, fmt.Sprintf("%s %d", commOf(p), p))
@@ -296,7 +298,7 @@ arp_probe = 0
 	}
 	t.Cleanup(resume)
 	stoppedAt := time.Now()
-	t.Logf("SIGSTOP to n1's vigild %d and its %d children: %s", vpid, len(kids), strings.Join(names, ", "))
+	t.Logf("SIGSTOP to n1's vigild %d and its %d plugins: %s", vpid, len(kids), strings.Join(names, ", "))
 	took := l.WaitAvail("n2", "n2", svc, status.Up, 60*time.Second)
 	t.Logf("n2 took %s over %s after the freeze", svc, took.Round(time.Millisecond))
 	// Frozen a while longer: the owner comes back well past the
@@ -420,68 +422,80 @@ func TestSafety_HAWithoutFencingForEveryNodeIsRefused(t *testing.T) {
 // the order in which the peer's takeover and the old owner's return
 // happen, each service converges without an operator: up on exactly one
 // node, down (no partial instance) on the other, its disks mounted and its
-// address held on that node alone.
+// address held on that node alone, and never mounted on two nodes at
+// once. Three gaps between the power-off and the power-on: none (back
+// before the peer can see it lost), one second (about when the peer sees
+// it lost and finds it off) and three (the peer's takeover under way).
 func TestSafety_FencedOwnerBackAtOnceConverges(t *testing.T) {
 	l := newLab(t, "sb")
 	disks := append(slices.Clone(registryDisks), "busybox-root", "busybox-data")
-	w := l.watch(disks, []string{l.st.RegistryAddr(), l.st.BusyboxAddr()})
-	off1, off2 := l.LogSize("n1"), l.LogSize("n2")
-	l.MustLab("poweroff", "n1")
-	offAt := time.Now()
-	time.Sleep(time.Second)
-	l.MustLab("poweron", "n1")
-	t.Logf("n1 powered off, and on again %s later", time.Since(offAt).Round(time.Millisecond))
-
-	owners := map[string]string{}
 	addrs := map[string]string{labtest.Registry: l.st.RegistryAddr(), labtest.Busybox: l.st.BusyboxAddr()}
 	roles := map[string][]string{labtest.Registry: registryDisks, labtest.Busybox: {"busybox-root", "busybox-data"}}
-	converged := func() (bool, string) {
-		s := w.Samples()
-		last := s[len(s)-1]
-		for _, svc := range labtest.SeedServices {
-			n, why := l.convergedOn(svc)
-			if n == "" {
-				return false, svc + ": " + why
+	owner := "n1"
+	for _, gap := range []time.Duration{0, time.Second, 3 * time.Second} {
+		t.Run(fmt.Sprintf("BackAfter%s", gap), func(t *testing.T) {
+			l.T = t
+			l.WaitReady("n1", "n2", labtest.RejoinTimeout)
+			l.WaitReady("n2", "n1", labtest.RejoinTimeout)
+			w := l.watch(disks, []string{addrs[labtest.Registry], addrs[labtest.Busybox]})
+			offs := map[string]int64{"n1": l.LogSize("n1"), "n2": l.LogSize("n2")}
+			l.MustLab("poweroff", owner)
+			offAt := time.Now()
+			time.Sleep(gap)
+			l.MustLab("poweron", owner)
+			t.Logf("%s (running the registry) powered off, and on again %s later", owner, time.Since(offAt).Round(time.Millisecond))
+
+			owners := map[string]string{}
+			converged := func() (bool, string) {
+				s := w.Samples()
+				last := s[len(s)-1]
+				for _, svc := range labtest.SeedServices {
+					n, why := l.convergedOn(svc)
+					if n == "" {
+						return false, svc + ": " + why
+					}
+					if h := last.addrs[addrs[svc]]; len(h) != 1 || h[0] != n {
+						return false, fmt.Sprintf("%s up on %s, its address held by %v", svc, n, h)
+					}
+					for _, node := range []string{"n1", "n2", "host"} {
+						for _, r := range roles[svc] {
+							if mounted := slices.Contains(last.mounts[node], r); mounted != (node == n) {
+								return false, fmt.Sprintf("%s up on %s; its disk %s mounted on %s: %v", svc, n, r, node, mounted)
+							}
+						}
+					}
+					owners[svc] = n
+				}
+				return true, ""
 			}
-			if h := last.addrs[addrs[svc]]; len(h) != 1 || h[0] != n {
-				return false, fmt.Sprintf("%s up on %s, its address held by %v", svc, n, h)
+			took := l.WaitFor("both services converged (one node each, nothing partial)", 150*time.Second, converged)
+			t.Logf("converged %s after the power-off: registry on %s, busybox on %s", took.Round(time.Millisecond), owners[labtest.Registry], owners[labtest.Busybox])
+			// And they stay so.
+			was := maps.Clone(owners)
+			time.Sleep(5 * time.Second)
+			if ok, why := converged(); !ok || !maps.Equal(owners, was) {
+				t.Errorf("5 s later no longer converged as before (%v → %v): %s", was, owners, why)
 			}
-			for _, node := range []string{"n1", "n2", "host"} {
-				for _, r := range roles[svc] {
-					if mounted := slices.Contains(last.mounts[node], r); mounted != (node == n) {
-						return false, fmt.Sprintf("%s up on %s; its disk %s mounted on %s: %v", svc, n, r, node, mounted)
+			for _, s := range w.Stop() {
+				for _, svc := range labtest.SeedServices {
+					var on []string
+					for node, rs := range s.mounts {
+						if slices.ContainsFunc(rs, func(r string) bool { return slices.Contains(roles[svc], r) }) {
+							on = append(on, node)
+						}
+					}
+					if len(on) > 1 {
+						t.Errorf("%s's disks mounted on %v at once: %s", svc, on, s)
+						break
 					}
 				}
 			}
-			owners[svc] = n
-		}
-		return true, ""
-	}
-	took := l.WaitFor("both services converged (one node each, nothing partial)", 150*time.Second, converged)
-	t.Logf("converged %s after the power-off: registry on %s, busybox on %s", took.Round(time.Millisecond), owners[labtest.Registry], owners[labtest.Busybox])
-	// And they stay so.
-	was := map[string]string{labtest.Registry: owners[labtest.Registry], labtest.Busybox: owners[labtest.Busybox]}
-	time.Sleep(5 * time.Second)
-	if ok, why := converged(); !ok || owners[labtest.Registry] != was[labtest.Registry] || owners[labtest.Busybox] != was[labtest.Busybox] {
-		t.Errorf("5 s later no longer converged as before (%v → %v): %s", was, owners, why)
-	}
-	for _, s := range w.Stop() {
-		for _, svc := range labtest.SeedServices {
-			var on []string
-			for node, rs := range s.mounts {
-				if slices.ContainsFunc(rs, func(r string) bool { return slices.Contains(roles[svc], r) }) {
-					on = append(on, node)
-				}
+			for _, n := range l.Nodes {
+				got := grep(l.LogSince(n, offs[n]), regexp.MustCompile(`node fenced|fencing failed|fencing called off|orchestrated (start|stop)|instance state read back|action failed`))
+				t.Logf("%s:\n%s", n, strings.Join(got, "\n"))
 			}
-			if len(on) > 1 {
-				t.Errorf("%s's disks mounted on %v at once: %s", svc, on, s)
-			}
-		}
-	}
-	for _, n := range l.Nodes {
-		off := map[string]int64{"n1": off1, "n2": off2}[n]
-		got := grep(l.LogSince(n, off), regexp.MustCompile(`node fenced|fencing failed|fencing called off|orchestrated (start|stop)|instance state read back|action failed`))
-		t.Logf("%s:\n%s", n, strings.Join(got, "\n"))
+			owner = owners[labtest.Registry]
+		})
 	}
 }
 
