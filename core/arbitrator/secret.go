@@ -1,26 +1,24 @@
 package arbitrator
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/vigil-ha/vigil/core/cluster"
 )
 
 // KeyUse is the purpose the arbitrator's key is derived for: a node
 // derives it with cluster.NodeConfig.Key(KeyUse).
 const KeyUse = "arbitrator"
 
-// Key derives the arbitrator's key from the cluster secret, exactly as
-// cluster.NodeConfig.Key(KeyUse) does (a test holds the two together):
-// the arbitrator's host has the secret but no node config.
+// Key derives the arbitrator's key from the cluster secret, as
+// cluster.NodeConfig.Key(KeyUse) does: the arbitrator's host has the
+// secret but no node config.
 func Key(secret []byte, clusterName string) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("vigil/" + clusterName + "/" + KeyUse))
-	return m.Sum(nil)
+	return cluster.DeriveKey(secret, clusterName, KeyUse)
 }
 
 // ParseSecret reads a secret as cluster.conf holds it: hex, at least 16

@@ -85,9 +85,14 @@ type StonithConfig struct {
 
 // Key derives a 32-byte key for one use ("hb#1", "envelope") from the
 // cluster secret, so no component ever holds the secret itself.
-func (c *NodeConfig) Key(use string) []byte {
-	m := hmac.New(sha256.New, c.secret)
-	m.Write([]byte("vigil/" + c.Cluster + "/" + use))
+func (c *NodeConfig) Key(use string) []byte { return DeriveKey(c.secret, c.Cluster, use) }
+
+// DeriveKey is the key for one use of a cluster's secret: what NodeConfig.Key
+// gives, for a holder of the secret without a cluster.conf (the
+// arbitrator).
+func DeriveKey(secret []byte, cluster, use string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("vigil/" + cluster + "/" + use))
 	return m.Sum(nil)
 }
 
@@ -112,7 +117,7 @@ var clusterKeywords = []config.Keyword{
 }
 
 var arbitratorKeywords = []config.Keyword{
-	{Name: "uri", Required: true, Help: "tcp://host:port of the arbitrator: reachable means its vote counts"},
+	{Name: "uri", Required: true, Help: "tcp://host:port of a vigil-arbitrator: its vote, leased to one side of a split at a time, counts for quorum"},
 }
 
 var hbKeywords = []config.Keyword{
