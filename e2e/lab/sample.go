@@ -148,10 +148,13 @@ type nodeAttribution struct {
 	nodePidNS map[string]string
 	// nested caches the node of a pid namespace below a node's.
 	nested map[string]string
+	// host is the host's pid namespace: its processes are no node's.
+	host string
 }
 
 func newNodeAttribution(l *Lab) *nodeAttribution {
-	return &nodeAttribution{l: l, nested: map[string]string{}}
+	host, _ := os.Readlink("/proc/1/ns/pid")
+	return &nodeAttribution{l: l, nested: map[string]string{}, host: host}
 }
 
 // refresh reads the nodes' inits again: nodes power off and on.
@@ -182,7 +185,7 @@ func mapValues(m map[string]string) []string {
 // node is pid's node, "" for the host's own processes.
 func (a *nodeAttribution) node(pid int) string {
 	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
-	if err != nil {
+	if err != nil || ns == a.host {
 		return ""
 	}
 	if n, ok := a.nodePidNS[ns]; ok {
