@@ -526,7 +526,7 @@ func TestFetch_RefusesAnOversizedLength(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// The fake servers never send the frame they announce: a
 			// client that tried to read it would time out, after a minute.
-			c := newClient(t, func(cfg *ClientConfig) { cfg.MaxSize, cfg.Timeout = tc.maxSize, time.Minute })
+			c := newClient(t, func(cfg *ClientConfig) { cfg.MaxSize, cfg.Timeout = tc.maxSize, 10*time.Second })
 			got, _, err := c.Fetch(t.Context(), tc.addr(t), Request{Service: "s", Sum: sumOf(big)})
 			if !errors.Is(err, tc.want) || got != nil {
 				t.Fatalf("got %d bytes, %v; want %v", len(got), err, tc.want)
@@ -672,6 +672,23 @@ func TestFetch_StopsWhenTheContextEnds(t *testing.T) {
 	}
 }
 
+// watchdog runs wait and fails the test, with every goroutine's stack,
+// if it has not returned after a minute: a hang, not a slow machine.
+func watchdog(t *testing.T, what string, wait func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		buf := make([]byte, 1<<20)
+		t.Fatalf("still waiting for %s after a minute:\n%s", what, buf[:runtime.Stack(buf, true)])
+	}
+}
+
 // goroutinesBackTo waits for the goroutine count to fall back to n: the
 // goroutines that closed connections on the way out may still be ending.
 func goroutinesBackTo(t *testing.T, n int) {
@@ -697,7 +714,7 @@ func TestServer_CloseStopsEverything(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := runtime.NumGoroutine()
 			s, err := NewServer(Config{Key: testKey, Cluster: testCluster, Local: "n1", Logger: testLogger(t),
-				Lookup: (&fileLookup{dir: seedDir}).lookup, HandshakeTimeout: time.Hour})
+				Lookup: (&fileLookup{dir: seedDir}).lookup, HandshakeTimeout: time.Hour, Timeout: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -725,8 +742,12 @@ func TestServer_CloseStopsEverything(t *testing.T) {
 				slow = append(slow, dialRaw(t, addr), dialRaw(t, addr))
 			}
 
-			tc.stop(s, cancel)
-			serving.Wait()
+			// The slow connections' deadlines are an hour away: only the
+			// stop itself can end them.
+			watchdog(t, "the server to stop", func() {
+				tc.stop(s, cancel)
+				serving.Wait()
+			})
 			for _, c := range slow {
 				if _, err := io.Copy(io.Discard, c); err != nil {
 					t.Fatalf("a connection outlived the server: %v", err)
@@ -766,6 +787,48 @@ func TestNewServer_RefusesAnIncompleteConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := NewServer(tc.cfg); err == nil {
 				t.Fatal("taken")
+			}
+		})
+	}
+}
+
+func TestReply_OpensOnlyForItsExchange(t *testing.T) {
+	// What a key holder sealed for one exchange opens for no other: not
+	// for another client nonce under the same challenge, nor for another
+	// request carrying the same nonces.
+	reqKey := requestKey(testKey)
+	q := &request{Cluster: testCluster, Node: "n2", Service: "a", Sum: sha256.Sum256([]byte("x"))}
+	rand.Read(q.Challenge[:])
+	rand.Read(q.Nonce[:])
+	frame, err := encodeRequest(reqKey, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := sealReply(testKey, frame, q, &reply{Sum: q.Sum, Content: []byte("x")})
+	if a, err := openReply(testKey, frame, q, sealed); err != nil || string(a.Content) != "x" {
+		t.Fatalf("its own exchange: %+v, %v", a, err)
+	}
+	otherNonce := *q
+	otherNonce.Nonce[0] ^= 1
+	otherService := *q
+	otherService.Service = "b"
+	otherFrame, err := encodeRequest(reqKey, &otherService)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		frame []byte // the associated data
+		q     *request
+	}{
+		// The same associated data: only the key, from the nonces, differs.
+		{"another client nonce", frame, &otherNonce},
+		// The same key: only the associated data, the request, differs.
+		{"another request, the same nonces", otherFrame, &otherService},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := openReply(testKey, tc.frame, tc.q, sealed); !errors.Is(err, ErrAuth) {
+				t.Fatalf("opened: %v", err)
 			}
 		})
 	}
