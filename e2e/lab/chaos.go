@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -282,12 +283,19 @@ func (c *chaosRun) setup() error {
 	if cl == nil {
 		return fmt.Errorf("%s's daemon does not answer", node)
 	}
+	// The registry's container monitored, as an HA deployment has it: a
+	// killed container is restarted in place (twice), then failed over;
+	// unmonitored, the service would stay in warn and never converge.
+	sets := map[string][]string{
+		Registry: {"orchestrate=ha", "container#1.monitor=true", "container#1.restart=2"},
+		Busybox:  {"orchestrate=ha"},
+	}
 	for _, svc := range []string{Registry, Busybox} {
 		ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
-		err := cl.ConfigSet(ctx, svc, []string{"orchestrate=ha"})
+		err := cl.ConfigSet(ctx, svc, sets[svc])
 		cancel()
 		if err != nil {
-			return fmt.Errorf("%s: %s set orchestrate=ha: %w", node, svc, err)
+			return fmt.Errorf("%s: %s set %s: %w", node, svc, strings.Join(sets[svc], " "), err)
 		}
 	}
 	ok, why = c.waitFor(30*time.Second, func() (bool, string) {
@@ -304,7 +312,7 @@ func (c *chaosRun) setup() error {
 	if !ok {
 		return errors.New(why)
 	}
-	fmt.Fprintf(c.out, "chaos: lab %s ready in %s: services on %s, orchestrate = ha\n", c.l.Name, time.Since(t0).Round(time.Millisecond), node)
+	fmt.Fprintf(c.out, "chaos: lab %s ready in %s: services on %s, orchestrate = ha, the registry's container monitored\n", c.l.Name, time.Since(t0).Round(time.Millisecond), node)
 	return nil
 }
 
@@ -324,9 +332,7 @@ func (c *chaosRun) runFault(n int, ft fault, sum *ChaosSummary) bool {
 		problems = append(problems, "fault error: "+err.Error())
 	}
 	c.repair(f)
-	repaired := time.Now()
-	ok, why := c.waitFor(c.cfg.Converge, c.converged)
-	conv := time.Since(repaired)
+	ok, conv, why := c.waitConverged()
 	notRecovered := false
 	if !ok {
 		notRecovered = true
@@ -334,9 +340,14 @@ func (c *chaosRun) runFault(n int, ft fault, sum *ChaosSummary) bool {
 	}
 	var lost []string
 	if ok {
-		lost = c.checkImages(f)
+		var unreachable error
+		lost, unreachable = c.checkImages(f)
 		for _, s := range lost {
 			problems = append(problems, "data_lost: "+s)
+		}
+		if unreachable != nil {
+			notRecovered = true
+			problems = append(problems, "not_recovered: the registry does not answer pulls: "+unreachable.Error())
 		}
 		ref := fmt.Sprintf("chaos/f%d:v1", n)
 		if err := c.push(ref); err != nil {
@@ -390,8 +401,38 @@ func (c *chaosRun) runFault(n int, ft fault, sum *ChaosSummary) bool {
 	}
 	// Give it one more chance, repaired again, before the next fault.
 	c.repair(f)
-	ok, _ = c.waitFor(c.cfg.Converge, c.converged)
+	ok, _, _ = c.waitConverged()
 	return ok
+}
+
+// settle is how long convergence must hold before it counts: a fault's
+// effect (a killed container, a stopped daemon's stale word) may not show
+// in the daemons' status yet when the repair ends.
+const settle = 3 * time.Second
+
+// waitConverged waits, up to cfg.Converge, for convergence that holds for
+// settle; it returns how long after the call it began.
+func (c *chaosRun) waitConverged() (bool, time.Duration, string) {
+	begin := time.Now()
+	var since time.Time
+	ok, why := c.waitFor(c.cfg.Converge+settle, func() (bool, string) {
+		ok, why := c.converged()
+		if !ok {
+			since = time.Time{}
+			return false, why
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		if time.Since(since) < settle {
+			return false, "converged for less than " + settle.String()
+		}
+		return true, ""
+	})
+	if !ok {
+		return false, 0, why
+	}
+	return true, since.Sub(begin), ""
 }
 
 func convText(ok bool, d time.Duration) string {
@@ -619,25 +660,43 @@ func (c *chaosRun) push(ref string) error {
 }
 
 // checkImages pulls every image pushed so far back by its digest (each
-// blob's digest checked too); it returns the ones that did not come back.
-func (c *chaosRun) checkImages(f *faultRun) []string {
+// blob's digest checked too). An image is lost when the registry answers
+// but not with it (unknown manifest, wrong digest, missing blob); a
+// registry that does not answer for 30 s is returned as unreachable.
+func (c *chaosRun) checkImages(f *faultRun) (lost []string, unreachable error) {
 	addr := c.l.RegistryAddr() + ":5000"
-	var lost []string
 	for _, im := range c.images {
 		var err error
-		for try := 0; try < 3; try++ {
-			if _, err = c.regclient("pull", addr, im[0], im[1]); err == nil {
+		for end := time.Now().Add(30 * time.Second); ; {
+			if _, err = c.regclient("pull", addr, im[0], im[1]); err == nil || answered(err) || time.Now().After(end) {
 				break
 			}
-			c.sleep(time.Second)
+			c.sleep(500 * time.Millisecond)
 		}
-		if err != nil {
+		switch {
+		case err == nil:
+		case answered(err):
 			f.ev("pull %s %s: %v", im[0], im[1], err)
 			lost = append(lost, fmt.Sprintf("%s@%s: %v", im[0], im[1], err))
+		default:
+			f.ev("pull %s %s: %v", im[0], im[1], err)
+			return lost, err
 		}
 	}
-	return lost
+	return lost, nil
 }
+
+// answered tells a regclient error where the registry answered (the
+// image is not there, or not as pushed) from one where it did not.
+func answered(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "get manifest: 404") || strings.Contains(s, "manifest digest") ||
+		blobAnswer.MatchString(s)
+}
+
+// blobAnswer is regclient's word for a blob the registry served wrong
+// or said it did not have (not a 5xx: a registry still starting).
+var blobAnswer = regexp.MustCompile(`regclient: blob \S+: (200|404)`)
 
 // repair undoes whatever a fault broke: stopped daemons continued, routes
 // removed, BMCs working, links healed, nodes powered on.

@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,5 +174,26 @@ func TestWitnesses_SeeADeviceMountedAndAnAddressHeldOnTwoNodes(t *testing.T) {
 	l.mustRun(t, "n2", "unshare", "--mount", "--pid", "--fork", "sh", "-c", "mount -o ro "+dev+" "+mnt+" && sleep 1")
 	if eps := waitEpisodes(mounts, t1, 1); len(eps) != 1 {
 		t.Errorf("a mount in a namespace below n2's: episodes %v", eps)
+	}
+}
+
+func TestAnswered_TellsALostImageFromAnAbsentRegistry(t *testing.T) {
+	for _, tc := range []struct {
+		err  string
+		want bool
+	}{
+		{"regclient: get manifest: 404 Not Found", true},
+		{"regclient: manifest digest sha256:aa, pushed sha256:bb", true},
+		{"regclient: blob sha256:aa: 404 Not Found, digest sha256:e3", true},
+		{"regclient: blob sha256:aa: 200 OK, digest sha256:cc", true},
+		{"regclient: get manifest: 503 Service Unavailable", false},
+		{"regclient: blob sha256:aa: 500 Internal Server Error, digest sha256:e3", false},
+		{`regclient: Get "http://10.0.0.50:5000/v2/x/manifests/v1": dial tcp 10.0.0.50:5000: connect: connection refused`, false},
+	} {
+		t.Run(tc.err, func(t *testing.T) {
+			if got := answered(errors.New(tc.err)); got != tc.want {
+				t.Errorf("answered = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
