@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -124,7 +125,10 @@ func (c *Client) fetch(ctx context.Context, addr, service string, sum [sumLen]by
 		if errors.Is(err, errFrameTooLarge) {
 			return fail("%w: %w (is this address a vigil daemon's config sync port?)", ErrMalformed, err)
 		}
-		return ioErr("read its challenge (closed at once: too many fetches in flight there?)", err)
+		if errors.Is(err, io.EOF) {
+			return fail("read its challenge: %w (the peer closed at once: too many fetches in flight there?)", err)
+		}
+		return ioErr("read its challenge", err)
 	}
 	q := &request{Cluster: c.cfg.Cluster, Node: c.cfg.Local, Service: service, Sum: sum}
 	if q.Challenge, err = decodeChallenge(frame); err != nil {

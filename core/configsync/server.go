@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -216,11 +217,18 @@ func (s *Server) exchange(ctx context.Context, c net.Conn) {
 		return
 	}
 	frame, err := readFrame(c, maxRequestFrame)
-	if err != nil {
+	switch {
+	case errors.Is(err, io.EOF):
+		// A hang-up before a request: a port probe, or a client that
+		// gave up.
+		log.Debug("connection closed before a request")
+		return
+	case errors.Is(err, errFrameTooLarge):
+		log.Warn("request refused", "error", err)
+		_ = writeFrame(c, encodeRefusal(refuseMalformed))
+		return
+	case err != nil:
 		log.Warn("read the request", "error", err)
-		if errors.Is(err, errFrameTooLarge) {
-			_ = writeFrame(c, encodeRefusal(refuseMalformed))
-		}
 		return
 	}
 	q, err := decodeRequest(s.reqKey, frame)
