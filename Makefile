@@ -82,6 +82,15 @@ bench: deps build
 bench-failover: deps build
 	VIGIL_BIN_DIR=$(BIN) RUNS=$(or $(RUNS),10) PROFILE=$(PROFILE) bash bench/failover.sh
 
+# Garbage UDP and TCP at both lab nodes' heartbeat ports, RATE packets a
+# second for DURATION (1000, 10m): no peer lost, no fence; RSS and status
+# latency before and after. One lab at a time on a shared host:
+# flock /tmp/vigil-lab.lock make soak
+.PHONY: soak
+soak: deps build
+	$(GO) build -o $(BIN)/ ./e2e/lab/garbage
+	VIGIL_BIN_DIR=$(BIN) DURATION=$(or $(DURATION),10m) RATE=$(or $(RATE),1000) bash bench/soak.sh
+
 # Randomized faults against a lab of its own (FAULTS=100 by default; SEED=
 # replays a run, ONLY=a,b draws from those faults: `bin/vigil-lab chaos
 # --list`), checked for double mounts, dual floating addresses, lost
