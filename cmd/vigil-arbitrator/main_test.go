@@ -134,10 +134,12 @@ func TestArbitrator_GrantsOverTCPAndStopsOnSIGTERM(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 			cmd.Process.Signal(syscall.SIGTERM)
+			// Every line first (EOF comes with the exit), then Wait: Wait
+			// closes the pipe and would drop what is not read yet.
+			out := <-logs
 			if err := cmd.Wait(); err != nil {
 				t.Fatalf("after SIGTERM: %v", err)
 			}
-			out := <-logs
 			t.Log(out)
 			if !strings.Contains(out, "vote granted") || !strings.Contains(out, "stopped") {
 				t.Fatal("the log shows no grant or no clean stop")
