@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -57,6 +58,17 @@ func startNamespaceHolder(t *testing.T, script string) *nsHolder {
 	if strings.TrimSpace(line) != "ready" {
 		h.stop()
 		t.Fatalf("namespace holder %q did not get ready: %s", script, stderr.String())
+	}
+	// "ready" comes just before the exec: wait for it, so the holder is
+	// named by the command it keeps running (sleep), not the shell.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", h.pid))
+		if strings.TrimSpace(string(comm)) == "sleep" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("namespace holder %d never ran sleep (comm %q)", h.pid, comm)
+		}
 	}
 	if h.ns, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", h.pid)); err != nil {
 		t.Fatal(err)
