@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -277,10 +278,11 @@ func tail(lines []string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// A sample is what the watcher saw at one instant: for each node (or
-// "host", outside every node), the roles of the watched devices mounted
-// in any of its mount namespaces (its own, its containers'), and for each
-// watched address the nodes that hold it.
+// A sample is what the watcher saw at one instant: for each node, the
+// roles of the watched devices mounted in any of its mount namespaces (its
+// own, its containers'), and for each watched address the nodes that hold
+// it. A node's earlier life (its namespaces from before a power-off, still
+// being torn down by the kernel) is "nK~"; a namespace of no node "host".
 type sample struct {
 	at     time.Time
 	mounts map[string][]string // node → device roles mounted there
@@ -297,12 +299,10 @@ type watcher struct {
 
 	mu      sync.Mutex
 	samples []sample
-	owner   map[int]procNode // pid → node, cached
-}
-
-type procNode struct {
-	start uint64
-	node  string
+	// lives are the pid namespaces of every node init seen (inode →
+	// node), current each node's live one.
+	lives   map[uint64]string
+	current map[string]uint64
 }
 
 // watch starts sampling the mounts of the given disk roles (registry-root,
@@ -310,7 +310,8 @@ type procNode struct {
 // holders of the given addresses.
 func (l *lab) watch(roles []string, addrs []string) *watcher {
 	l.T.Helper()
-	w := &watcher{l: l, devs: map[string]string{}, addrs: addrs, stop: make(chan struct{}), done: make(chan struct{}), owner: map[int]procNode{}}
+	w := &watcher{l: l, devs: map[string]string{}, addrs: addrs, stop: make(chan struct{}), done: make(chan struct{}),
+		lives: map[uint64]string{}, current: map[string]uint64{}}
 	for _, role := range roles {
 		dev := l.st.LoopDev(role)
 		var st unix.Stat_t
@@ -361,14 +362,19 @@ func (w *watcher) Samples() []sample {
 
 func (w *watcher) sample() sample {
 	s := sample{at: time.Now(), mounts: map[string][]string{}, addrs: map[string][]string{}}
-	inits := map[int]string{}
 	for _, n := range w.l.Nodes {
-		if p := w.l.st.NodeInit(n); p != nil {
-			inits[p.Pid] = n
-			for _, a := range w.addrs {
-				if holdsAddr(p.Pid, a) {
-					s.addrs[a] = append(s.addrs[a], n)
-				}
+		w.current[n] = 0
+		p := w.l.st.NodeInit(n)
+		if p == nil {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/pid", p.Pid), &st); err == nil {
+			w.lives[st.Ino], w.current[n] = n, st.Ino
+		}
+		for _, a := range w.addrs {
+			if holdsAddr(p.Pid, a) {
+				s.addrs[a] = append(s.addrs[a], n)
 			}
 		}
 	}
@@ -391,7 +397,7 @@ func (w *watcher) sample() sample {
 		if len(roles) == 0 {
 			continue
 		}
-		node := w.nodeOf(pid, inits)
+		node := w.nodeOf(pid)
 		for _, r := range roles {
 			if !slices.Contains(s.mounts[node], r) {
 				s.mounts[node] = append(s.mounts[node], r)
@@ -424,53 +430,36 @@ func (w *watcher) mounted(pid int) ([]string, bool) {
 	return roles, sc.Err() == nil
 }
 
-// nodeOf is the node a host process belongs to: the node whose init is
-// its ancestor (a node's init reaps and adopts every orphan of the node:
-// detached docker daemons, container shims), or "host".
-func (w *watcher) nodeOf(pid int, inits map[int]string) string {
-	var chain []procNode
-	var pids []int
-	node := "host"
-	for p := pid; p > 1; {
-		start, _, err := vlab.ProcStart(p)
-		if err != nil {
-			break
-		}
-		if n, ok := inits[p]; ok {
-			node = n
-			break
-		}
-		if c, ok := w.owner[p]; ok && c.start == start {
-			node = c.node
-			break
-		}
-		chain = append(chain, procNode{start: start})
-		pids = append(pids, p)
-		p = parentOf(p)
-	}
-	for i, p := range pids {
-		w.owner[p] = procNode{start: chain[i].start, node: node}
-	}
-	return node
-}
-
-// parentOf is a process's parent pid (field 4 of /proc/PID/stat), 0 when
-// it cannot be read.
-func parentOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+// nodeOf is the node a host process belongs to, by its pid namespace: a
+// node's, or one nested in it (a container's). Unlike its parents, a
+// process's pid namespace stays what it was while the kernel tears a
+// powered-off node down. "host" when it is in no node.
+func (w *watcher) nodeOf(pid int) string {
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/pid", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return 0
+		return "host"
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
+	for range 32 {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			break
+		}
+		if n, ok := w.lives[st.Ino]; ok {
+			unix.Close(fd)
+			if w.current[n] != st.Ino {
+				return n + "~"
+			}
+			return n
+		}
+		parent, err := unix.IoctlRetInt(fd, unix.NS_GET_PARENT)
+		unix.Close(fd)
+		if err != nil {
+			return "host" // the host's own: it has no parent here
+		}
+		fd = parent
 	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	p, _ := strconv.Atoi(f[1])
-	return p
+	unix.Close(fd)
+	return "host"
 }
 
 // holdsAddr says whether the network namespace of pid has addr as a local
@@ -494,11 +483,16 @@ func holdsAddr(pid int, addr string) bool {
 	return false
 }
 
-// nodesWith are the nodes where a sample has any watched device mounted.
-func (s sample) nodesWith() []string {
+// nodesWith are the nodes where a sample has any of roles mounted (any,
+// when roles is nil); the lives of one node count as one node.
+func (s sample) nodesWith(roles []string) []string {
 	var out []string
-	for n, roles := range s.mounts {
-		if len(roles) > 0 {
+	for n, rs := range s.mounts {
+		n = strings.TrimSuffix(n, "~")
+		if slices.Contains(out, n) {
+			continue
+		}
+		if slices.ContainsFunc(rs, func(r string) bool { return roles == nil || slices.Contains(roles, r) }) {
 			out = append(out, n)
 		}
 	}
@@ -508,7 +502,7 @@ func (s sample) nodesWith() []string {
 
 func (s sample) String() string {
 	var parts []string
-	for _, n := range s.nodesWith() {
+	for _, n := range slices.Sorted(maps.Keys(s.mounts)) {
 		r := slices.Clone(s.mounts[n])
 		slices.Sort(r)
 		parts = append(parts, n+"["+strings.Join(r, ",")+"]")
