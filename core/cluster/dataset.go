@@ -30,6 +30,10 @@ type Dataset struct {
 	Node     string                      `json:"node"`
 	State    NodeState                   `json:"state"`
 	Services map[string]*ServiceInstance `json:"services"`
+	// Sync lists the addresses (host:port) peers fetch this node's
+	// service configs from: a dataset carries versions and checksums,
+	// never the files.
+	Sync []string `json:"sync,omitempty"`
 }
 
 // validate refuses what no daemon publishes and the readers cannot take:
@@ -92,7 +96,9 @@ type ConfigVersion struct {
 	// checksum breaks a tie between two changes made apart.
 	Version int64  `json:"version"`
 	Sum     string `json:"sum"`
-	Content []byte `json:"content,omitempty"`
+	// Content is the file, held by the daemon and never published: peers
+	// fetch it on demand (core/configsync).
+	Content []byte `json:"-"`
 }
 
 // Newer reports whether c supersedes o (and differs from it).

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +47,9 @@ type NodeConfig struct {
 	secret []byte
 	// Metrics is the address of the Prometheus endpoint, "" for off.
 	Metrics string
+	// SyncPort is the TCP port peers fetch service configs from
+	// (core/configsync), on every address of the node.
+	SyncPort int
 	// ReadyPeriod bounds how long a starting daemon stays joining when
 	// some peers do not answer.
 	ReadyPeriod time.Duration
@@ -111,6 +115,7 @@ var clusterKeywords = []config.Keyword{
 	{Name: "secret", Help: "the cluster secret, hex (prefer secret_file)"},
 	{Name: "secret_file", Help: "a file holding the cluster secret"},
 	{Name: "metrics", Help: "address of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9100 (off when unset)"},
+	{Name: "sync_port", Type: config.Int, Default: "10001", Help: "TCP port peers fetch service configs from (authenticated and encrypted with the cluster secret)"},
 	{Name: "ready_period", Type: config.Duration, Default: "5s", Help: "longest a starting daemon waits for silent peers"},
 	{Name: "split_action", Default: "none", Candidates: []string{"none", "stop"}, Help: "what a partition side without quorum does with its services"},
 	{Name: "fence_priority_delay", Type: config.Duration, Default: "5s", Help: "how long a fence of a node running more services than the fencer waits, so that in a split the side running the services wins (a node its BMC reports off is confirmed at once)"},
@@ -161,6 +166,10 @@ func LoadNodeConfig(path string, kw PluginKeywords) (*NodeConfig, error) {
 			vals, e := config.CheckSection(path, sec, clusterKeywords)
 			errs = append(errs, e...)
 			c.Cluster, c.Metrics = vals["name"], vals["metrics"]
+			c.SyncPort, _ = strconv.Atoi(vals["sync_port"])
+			if c.SyncPort < 1 || c.SyncPort > 65535 {
+				fail(sec.Line, sec.Name, "sync_port", "%q: give a TCP port, 1 to 65535", vals["sync_port"])
+			}
 			c.Nodes = strings.Fields(vals["nodes"])
 			c.Local = vals["node"]
 			c.ReadyPeriod, _ = value.ParseDuration(vals["ready_period"])

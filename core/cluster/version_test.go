@@ -1,6 +1,10 @@
 package cluster
 
-import "testing"
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
 
 func TestConfigVersion_NewerByCounterThenSum(t *testing.T) {
 	cases := []struct {
@@ -29,5 +33,16 @@ func TestExpectation_NewerByCounterThenNode(t *testing.T) {
 	}
 	if (Expectation{Version: 5}).Newer(b) != true || b.Newer(b) {
 		t.Fatal("counter order or self-comparison wrong")
+	}
+}
+
+func TestDataset_CarriesConfigVersionsNotFiles(t *testing.T) {
+	ds := Dataset{Node: "n1", Services: map[string]*ServiceInstance{"web": {Config: ConfigVersion{Version: 3, Sum: "ab", Content: []byte("PASSWORD=secret")}}}}
+	b, err := json.Marshal(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "PASSWORD") || !strings.Contains(string(b), `"sum":"ab"`) {
+		t.Fatalf("dataset %s: want the version and sum, never the file", b)
 	}
 }

@@ -188,7 +188,7 @@ func (d *Daemon) publish() {
 func (d *Daemon) dataset() *cluster.Dataset {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	ds := &cluster.Dataset{Node: d.node.Local, State: d.state, Services: map[string]*cluster.ServiceInstance{}}
+	ds := &cluster.Dataset{Node: d.node.Local, State: d.state, Services: map[string]*cluster.ServiceInstance{}, Sync: d.syncAddrs}
 	for name, s := range d.svcs {
 		ds.Services[name] = d.instanceLocked(s)
 	}

@@ -68,8 +68,10 @@ type Daemon struct {
 	syncMu      sync.Mutex
 	syncPending map[string]bool
 	syncWake    chan struct{}
-	metrics     *metrics
-	orch        *orch
+	// syncAddrs are where peers fetch this node's configs from.
+	syncAddrs []string
+	metrics   *metrics
+	orch      *orch
 	// wake asks the orchestrator to decide now.
 	wake chan struct{}
 	// arbitratorVotes are the arbitrators' votes this node holds.
@@ -206,6 +208,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	run := func(f func(context.Context)) {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
+	}
+	if len(d.node.Nodes) > 1 {
+		ln, addrs, err := d.listenConfigs()
+		if err != nil {
+			return err
+		}
+		d.syncAddrs = addrs
+		run(func(ctx context.Context) { d.serveConfigs(ctx, ln) })
 	}
 	for _, hb := range d.node.Heartbeats {
 		ch := make(chan []byte, 1)

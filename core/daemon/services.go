@@ -193,7 +193,7 @@ func (d *Daemon) syncConfigs(peer string) {
 		return
 	}
 	for name, inst := range p.Dataset.Services {
-		if !slices.Contains(inst.Nodes, d.node.Local) || len(inst.Config.Content) == 0 {
+		if !slices.Contains(inst.Nodes, d.node.Local) || inst.Config.Sum == "" {
 			continue
 		}
 		if err := config.CheckServiceName(name); err != nil {
@@ -212,7 +212,11 @@ func (d *Daemon) syncConfigs(peer string) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		conf, err := d.engine.Parse(ctx, path, inst.Config.Content)
+		content, err := d.fetchConfig(ctx, peer, p.Dataset.Sync, name, inst.Config)
+		var conf *config.Service
+		if err == nil {
+			conf, err = d.engine.Parse(ctx, path, content)
+		}
 		cancel()
 		if err == nil && !slices.Contains(strings.Fields(conf.Keywords["nodes"]), d.node.Local) {
 			err = fmt.Errorf("its nodes (%s) do not list this node %s", conf.Keywords["nodes"], d.node.Local)
@@ -222,7 +226,7 @@ func (d *Daemon) syncConfigs(peer string) {
 			continue
 		}
 		mtime := time.Now()
-		if err := action.WriteFileAtomic(path, inst.Config.Content, 0o600, mtime); err != nil {
+		if err := action.WriteFileAtomic(path, content, 0o600, mtime); err != nil {
 			d.log.Error("write synced config", "svc", name, "error", err)
 			continue
 		}
@@ -397,16 +401,13 @@ func (d *Daemon) Status(context.Context) *api.ClusterStatus {
 	local := &api.NodeStatus{State: d.state, Since: d.started, Services: map[string]*cluster.ServiceInstance{}}
 	for name, s := range d.svcs {
 		local.Services[name] = d.instanceLocked(s)
-		local.Services[name].Config.Content = nil
 	}
 	st.Node[d.node.Local] = local
 	for name, p := range snap.Peers {
 		ns := &api.NodeStatus{State: p.State, Since: p.Since, HB: p.HB, Services: map[string]*cluster.ServiceInstance{}}
 		if p.Dataset != nil {
 			for svc, inst := range p.Dataset.Services {
-				cp := *inst
-				cp.Config.Content = nil
-				ns.Services[svc] = &cp
+				ns.Services[svc] = inst
 			}
 		}
 		st.Node[name] = ns
