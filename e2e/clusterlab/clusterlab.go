@@ -1,8 +1,11 @@
 // Package clusterlab runs several vigild processes on this machine, each in
-// a network namespace of its own on a bridge (itself in a namespace, out of
-// the host's iptables), with a network and a disk heartbeat: the ground of
-// the cluster end-to-end tests and of the peer-lost benchmark. Everything it
-// makes is removed in the test's cleanup.
+// a network namespace of its own plugged into a switch (e2e/lab's wiring:
+// a bridge in a namespace of its own, out of the host's iptables), with a
+// network and a disk heartbeat: the ground of the cluster end-to-end tests
+// and of the peer-lost benchmark. Its nodes are bare daemons, not e2e/lab's
+// nodes: no pid or mount namespace, BMC or docker, and no init restarting
+// a vigild the test kills, since these tests kill it to make a peer lost.
+// Everything it makes is removed in the test's cleanup.
 package clusterlab
 
 import (
@@ -21,6 +24,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/core/api"
+	"github.com/vigil-ha/vigil/e2e/lab"
 )
 
 var (
@@ -122,10 +126,10 @@ func New(t testing.TB, n int, interval, timeout time.Duration) *Lab {
 	id := hex.EncodeToString(b)
 	l := &Lab{t: t, id: id, subnet: fmt.Sprintf("10.%d.%d", 100+int(b[0])%100, int(b[1])), interval: interval, timeout: timeout}
 	sw := "vcsw" + id
-	Sh(t, "ip", "netns", "add", sw)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", sw).Run() })
-	Sh(t, "ip", "-n", sw, "link", "add", "br0", "type", "bridge")
-	Sh(t, "ip", "-n", sw, "link", "set", "br0", "up")
+	if err := lab.AddSwitch(context.Background(), sw, ""); err != nil {
+		t.Fatal(err)
+	}
 	base := t.TempDir()
 	l.HBDisk = filepath.Join(base, "hbdisk")
 	Sh(t, "truncate", "-s", "8M", l.HBDisk)
@@ -133,14 +137,11 @@ func New(t testing.TB, n int, interval, timeout time.Duration) *Lab {
 	rand.Read(secret)
 	for i := 1; i <= n; i++ {
 		nd := &Node{Name: fmt.Sprintf("n%d", i), NS: fmt.Sprintf("vc%s%d", id, i), Addr: fmt.Sprintf("%s.%d", l.subnet, i)}
-		Sh(t, "ip", "netns", "add", nd.NS)
 		t.Cleanup(func() { exec.Command("ip", "netns", "del", nd.NS).Run() })
-		peer := fmt.Sprintf("vc%s%dp", id, i)
-		Sh(t, "ip", "link", "add", "eth0", "netns", nd.NS, "type", "veth", "peer", "name", peer, "netns", sw)
-		Sh(t, "ip", "-n", sw, "link", "set", peer, "master", "br0", "up")
-		Sh(t, "ip", "-n", nd.NS, "addr", "add", nd.Addr+"/24", "dev", "eth0")
-		Sh(t, "ip", "-n", nd.NS, "link", "set", "eth0", "up")
-		Sh(t, "ip", "-n", nd.NS, "link", "set", "lo", "up")
+		port := lab.Port{Switch: sw, Name: fmt.Sprintf("vc%s%dp", id, i), NS: nd.NS, Addr: nd.Addr + "/24"}
+		if err := lab.Plug(context.Background(), port); err != nil {
+			t.Fatal(err)
+		}
 		nd.Etc = filepath.Join(base, nd.Name, "etc")
 		nd.StateDir = filepath.Join(base, nd.Name, "lib")
 		run, err := os.MkdirTemp("", "vc")

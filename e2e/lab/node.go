@@ -55,21 +55,8 @@ func (l *Lab) bootNode(ctx context.Context, k int) error {
 	sw := l.SwitchNS()
 	_ = run(ctx, "ip", "-n", sw, "link", "del", node)
 	_ = run(ctx, "ip", "netns", "del", ns)
-	steps := [][]string{
-		{"netns", "add", ns},
-		{"-n", sw, "link", "add", node, "type", "veth", "peer", "name", "eth0", "address", l.NodeMAC(k), "netns", ns},
-		{"-n", sw, "link", "set", node, "master", "br0"},
-		{"-n", ns, "addr", "add", l.NodeAddr(k) + "/24", "dev", "eth0"},
-		{"-n", ns, "link", "set", "eth0", "up"},
-		{"-n", ns, "link", "set", "lo", "up"},
-	}
-	if !l.Cut[node].Net {
-		steps = append(steps, []string{"-n", sw, "link", "set", node, "up"})
-	}
-	for _, s := range steps {
-		if err := run(ctx, "ip", s...); err != nil {
-			return fmt.Errorf("power on %s: %w", node, err)
-		}
+	if err := Plug(ctx, Port{Switch: sw, Name: node, NS: ns, Addr: l.NodeAddr(k) + "/24", MAC: l.NodeMAC(k), Down: l.Cut[node].Net}); err != nil {
+		return fmt.Errorf("power on %s: %w", node, err)
 	}
 	self, err := l.tool()
 	if err != nil {

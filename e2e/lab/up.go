@@ -178,26 +178,21 @@ func fmtDuration(d time.Duration) string {
 // dockerd has run, with bridge-nf-call-iptables on) never see lab traffic.
 func (l *Lab) buildSwitch(ctx context.Context) error {
 	sw, cl := l.SwitchNS(), l.ClientNS()
+	// A fixed address for the bridge: the client's and nodes' ARP
+	// entries for the BMCs (which live on br0) must not point nowhere
+	// for seconds as nodes power off and on (ipmitool hung or failed).
+	if err := AddSwitch(ctx, sw, l.switchMAC()); err != nil {
+		return err
+	}
+	if err := Plug(ctx, Port{Switch: sw, Name: "client", NS: cl, Addr: l.ClientAddr() + "/24"}); err != nil {
+		return err
+	}
 	steps := [][]string{
-		{"netns", "add", sw},
-		{"-n", sw, "link", "set", "lo", "up"},
-		// A fixed address: a bridge that picks its own takes the lowest
-		// of its ports' and changes it as nodes power off and on, and
-		// the client's and nodes' ARP entries for the BMCs (which live on
-		// br0) then point nowhere for seconds: ipmitool hung or failed.
-		{"-n", sw, "link", "add", "br0", "address", l.switchMAC(), "type", "bridge"},
 		{"-n", sw, "addr", "add", l.Addr(hostSwitch) + "/24", "dev", "br0"},
-		{"-n", sw, "link", "set", "br0", "up"},
 		// The image loader's dockerd bridge (never --bridge=none).
 		{"-n", sw, "link", "add", "ld0", "type", "bridge"},
 		{"-n", sw, "addr", "add", "172.30.9.1/24", "dev", "ld0"},
 		{"-n", sw, "link", "set", "ld0", "up"},
-		{"netns", "add", cl},
-		{"-n", sw, "link", "add", "client", "type", "veth", "peer", "name", "eth0", "netns", cl},
-		{"-n", sw, "link", "set", "client", "master", "br0", "up"},
-		{"-n", cl, "addr", "add", l.Addr(hostClient) + "/24", "dev", "eth0"},
-		{"-n", cl, "link", "set", "eth0", "up"},
-		{"-n", cl, "link", "set", "lo", "up"},
 	}
 	for k := 1; k <= l.Nodes; k++ {
 		steps = append(steps, []string{"-n", sw, "addr", "add", l.BMCAddr(k) + "/24", "dev", "br0"})
