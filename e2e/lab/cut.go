@@ -32,10 +32,11 @@ func (l *Lab) SetCut(ctx context.Context, node string, c Cut) error {
 		if c.Net {
 			state = "down"
 		}
-		if fileExists(l.NSPath(l.NodeNS(node))) {
-			if err := run(ctx, "ip", "-n", l.SwitchNS(), "link", "set", node, state); err != nil {
-				return fmt.Errorf("%s: %w", node, err)
-			}
+		// A node off, or going off, has no switch port: its next boot
+		// makes it in the recorded state.
+		if err := run(ctx, "ip", "-n", l.SwitchNS(), "link", "set", node, state); err != nil &&
+			run(ctx, "ip", "-n", l.SwitchNS(), "link", "show", node) == nil {
+			return fmt.Errorf("%s: %w", node, err)
 		}
 	}
 	if c.Disk != was.Disk {
