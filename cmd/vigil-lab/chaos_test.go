@@ -28,7 +28,7 @@ func TestChaos_ShortRunFindsNoViolation(t *testing.T) {
 	if bin == "" {
 		t.Skip("VIGIL_BIN_DIR unset: vigild, the plugins and regclient are not built (make test sets it)")
 	}
-	labTool(t) // skips without root or the lab's tools
+	requireLabHost(t)
 	for _, b := range []string{"vigil-lab", "vigild", "regclient", "vigil-plugin-docker", "vigil-plugin-stonith-ipmi"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
 			t.Skipf("no %s in %s (run make build)", b, bin)

@@ -30,6 +30,19 @@ func randomSuffix(t *testing.T, n int) string {
 // vigild beside it the nodes run none, so the test sees the lab itself.
 func labTool(t *testing.T) string {
 	t.Helper()
+	requireLabHost(t)
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", dir+"/", ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build vigil-lab: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "vigil-lab")
+}
+
+// requireLabHost skips unless this host can run a lab: root and the
+// lab's tools.
+func requireLabHost(t *testing.T) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (namespaces, loop devices, mounts, LVM)")
 	}
@@ -41,12 +54,6 @@ func labTool(t *testing.T) string {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		t.Skip("needs /bin/busybox (busybox-static; run make deps)")
 	}
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+"/", ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build vigil-lab: %v\n%s", err, out)
-	}
-	return filepath.Join(dir, "vigil-lab")
 }
 
 type labRunner struct {
