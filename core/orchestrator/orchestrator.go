@@ -439,7 +439,8 @@ func decideService(v View, local Node, s Service) []Action {
 	}
 	// A node never heard may run it: fence it first (startup fencing), or
 	// wait for it when it cannot be fenced.
-	for _, u := range sv.unheard {
+	if len(sv.unheard) > 0 {
+		u := sv.unheard[0]
 		if !s.Stonith || !v.Nodes[u].Stonith {
 			if mine.State == Ready {
 				return act(Release, "", "%s was never heard and cannot be fenced: waiting for it", u)
