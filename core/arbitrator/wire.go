@@ -1,12 +1,12 @@
 package arbitrator
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/vigil-ha/vigil/core/frame"
 	"io"
 	"slices"
 	"time"
@@ -82,8 +82,6 @@ func tag(key, msg []byte) []byte {
 	return m.Sum(nil)
 }
 
-func putStr(b []byte, s string) []byte { return append(append(b, byte(len(s))), s...) }
-
 func checkName(what, s string) error {
 	if s == "" || len(s) > MaxName {
 		return fmt.Errorf("%s %q: give 1 to %d bytes", what, s, MaxName)
@@ -108,56 +106,24 @@ func EncodeRequest(key []byte, r *Request) ([]byte, error) {
 	b := header(kindReq)
 	b = append(b, r.Challenge[:]...)
 	b = append(b, r.Nonce[:]...)
-	b = putStr(b, r.Cluster)
-	b = putStr(b, r.Node)
+	b = frame.PutStr(b, r.Cluster)
+	b = frame.PutStr(b, r.Node)
 	b = append(b, byte(len(r.Set)))
 	for _, n := range r.Set {
 		if err := checkName("node", n); err != nil {
 			return nil, err
 		}
-		b = putStr(b, n)
+		b = frame.PutStr(b, n)
 	}
 	return append(b, tag(key, b)...), nil
 }
 
-// reader reads a frame's fields; the first failure sticks.
-type reader struct {
-	b   []byte
-	bad bool
-}
-
-func (r *reader) take(n int) []byte {
-	if r.bad || n > len(r.b) {
-		r.bad = true
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) byte() byte {
-	if v := r.take(1); v != nil {
-		return v[0]
-	}
-	return 0
-}
-
-func (r *reader) str() string { return string(r.take(int(r.byte()))) }
-
-func (r *reader) header(kind byte) {
-	h := r.take(6)
-	if h != nil && !bytes.Equal(h, header(kind)) {
-		r.bad = true
-	}
-}
-
 // untag splits a frame into body and tag and checks the tag.
-func untag(key, frame []byte) ([]byte, error) {
-	if len(frame) < macLen || len(frame) > MaxFrame {
-		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(frame))
+func untag(key, raw []byte) ([]byte, error) {
+	if len(raw) < macLen || len(raw) > MaxFrame {
+		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(raw))
 	}
-	body, mac := frame[:len(frame)-macLen], frame[len(frame)-macLen:]
+	body, mac := raw[:len(raw)-macLen], raw[len(raw)-macLen:]
 	if !hmac.Equal(mac, tag(key, body)) {
 		return nil, ErrBadTag
 	}
@@ -166,8 +132,8 @@ func untag(key, frame []byte) ([]byte, error) {
 
 // DecodeRequest checks a request's tag under key, then decodes it. Any
 // input returns an error or a request whose fields respect the limits.
-func DecodeRequest(key, frame []byte) (*Request, error) {
-	body, err := untag(key, frame)
+func DecodeRequest(key, raw []byte) (*Request, error) {
+	body, err := untag(key, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -175,25 +141,25 @@ func DecodeRequest(key, frame []byte) (*Request, error) {
 }
 
 func decodeRequestBody(body []byte) (*Request, error) {
-	r := &reader{b: body}
-	r.header(kindReq)
+	r := &frame.Reader{B: body}
+	r.Expect(header(kindReq))
 	q := &Request{}
-	copy(q.Challenge[:], r.take(nonceLen))
-	copy(q.Nonce[:], r.take(nonceLen))
-	q.Cluster = r.str()
-	q.Node = r.str()
-	n := int(r.byte())
+	copy(q.Challenge[:], r.Take(nonceLen))
+	copy(q.Nonce[:], r.Take(nonceLen))
+	q.Cluster = r.Str()
+	q.Node = r.Str()
+	n := int(r.Byte())
 	for range n {
-		if r.bad {
+		if r.Bad {
 			break
 		}
-		q.Set = append(q.Set, r.str())
+		q.Set = append(q.Set, r.Str())
 	}
 	switch {
-	case r.bad:
+	case r.Bad:
 		return nil, fmt.Errorf("%w: truncated or not a request", ErrMalformed)
-	case len(r.b) != 0:
-		return nil, fmt.Errorf("%w: %d bytes after the request", ErrMalformed, len(r.b))
+	case len(r.B) != 0:
+		return nil, fmt.Errorf("%w: %d bytes after the request", ErrMalformed, len(r.B))
 	case checkName("cluster", q.Cluster) != nil, checkName("node", q.Node) != nil:
 		return nil, fmt.Errorf("%w: empty or long name", ErrMalformed)
 	case n == 0 || n > MaxNodes:
@@ -223,24 +189,24 @@ func EncodeReply(key []byte, a *Reply) []byte {
 	if len(reason) > MaxReason {
 		reason = reason[:MaxReason]
 	}
-	b = putStr(b, reason)
+	b = frame.PutStr(b, reason)
 	return append(b, tag(key, b)...)
 }
 
 // DecodeReply checks a reply's tag under key, then decodes it.
-func DecodeReply(key, frame []byte) (*Reply, error) {
-	body, err := untag(key, frame)
+func DecodeReply(key, raw []byte) (*Reply, error) {
+	body, err := untag(key, raw)
 	if err != nil {
 		return nil, err
 	}
-	r := &reader{b: body}
-	r.header(kindReply)
+	r := &frame.Reader{B: body}
+	r.Expect(header(kindReply))
 	a := &Reply{}
-	copy(a.Nonce[:], r.take(nonceLen))
-	g := r.byte()
-	ms := r.take(4)
-	a.Reason = r.str()
-	if r.bad || len(r.b) != 0 || g > 1 {
+	copy(a.Nonce[:], r.Take(nonceLen))
+	g := r.Byte()
+	ms := r.Take(4)
+	a.Reason = r.Str()
+	if r.Bad || len(r.B) != 0 || g > 1 {
 		return nil, fmt.Errorf("%w: not a reply", ErrMalformed)
 	}
 	a.Granted = g == 1
@@ -253,10 +219,10 @@ func encodeChallenge(c [nonceLen]byte) []byte { return append(header(kindChal), 
 
 func decodeChallenge(b []byte) ([nonceLen]byte, error) {
 	var c [nonceLen]byte
-	r := &reader{b: b}
-	r.header(kindChal)
-	copy(c[:], r.take(nonceLen))
-	if r.bad || len(r.b) != 0 {
+	r := &frame.Reader{B: b}
+	r.Expect(header(kindChal))
+	copy(c[:], r.Take(nonceLen))
+	if r.Bad || len(r.B) != 0 {
 		return c, fmt.Errorf("%w: not a challenge (is this address an arbitrator?)", ErrMalformed)
 	}
 	return c, nil

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/vigil-ha/vigil/core/frame"
 	"io"
 	"net"
 )
@@ -144,8 +145,6 @@ func prf(key []byte, parts ...[]byte) []byte {
 	return m.Sum(nil)
 }
 
-func putStr(b []byte, s string) []byte { return append(append(b, byte(len(s))), s...) }
-
 // checkWireName bounds a name so that it fits the wire.
 func checkWireName(what, s string) error {
 	if s == "" || len(s) > maxName {
@@ -154,45 +153,14 @@ func checkWireName(what, s string) error {
 	return nil
 }
 
-// reader reads a frame's fields; the first failure sticks.
-type reader struct {
-	b   []byte
-	bad bool
-}
-
-func (r *reader) take(n int) []byte {
-	if r.bad || n > len(r.b) {
-		r.bad = true
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) byte() byte {
-	if v := r.take(1); v != nil {
-		return v[0]
-	}
-	return 0
-}
-
-func (r *reader) str() string { return string(r.take(int(r.byte()))) }
-
-func (r *reader) header(kind byte) {
-	if h := r.take(headerLen); h != nil && !bytes.Equal(h, header(kind)) {
-		r.bad = true
-	}
-}
-
 func encodeChallenge(c [nonceLen]byte) []byte { return append(header(kindChallenge), c[:]...) }
 
 func decodeChallenge(b []byte) ([nonceLen]byte, error) {
 	var c [nonceLen]byte
-	r := &reader{b: b}
-	r.header(kindChallenge)
-	copy(c[:], r.take(nonceLen))
-	if r.bad || len(r.b) != 0 {
+	r := &frame.Reader{B: b}
+	r.Expect(header(kindChallenge))
+	copy(c[:], r.Take(nonceLen))
+	if r.Bad || len(r.B) != 0 {
 		return c, fmt.Errorf("%w: not a challenge (is this address a vigil daemon's config sync port?)", ErrMalformed)
 	}
 	return c, nil
@@ -201,10 +169,10 @@ func decodeChallenge(b []byte) ([nonceLen]byte, error) {
 func encodeRefusal(code byte) []byte { return append(header(kindRefusal), code) }
 
 func decodeRefusal(b []byte) (byte, error) {
-	r := &reader{b: b}
-	r.header(kindRefusal)
-	code := r.byte()
-	if r.bad || len(r.b) != 0 {
+	r := &frame.Reader{B: b}
+	r.Expect(header(kindRefusal))
+	code := r.Byte()
+	if r.Bad || len(r.B) != 0 {
 		return 0, fmt.Errorf("%w: not a refusal", ErrMalformed)
 	}
 	return code, nil
@@ -221,9 +189,9 @@ func encodeRequest(reqKey []byte, q *request) ([]byte, error) {
 	b = append(b, header(kindRequest)...)
 	b = append(b, q.Challenge[:]...)
 	b = append(b, q.Nonce[:]...)
-	b = putStr(b, q.Cluster)
-	b = putStr(b, q.Node)
-	b = putStr(b, q.Service)
+	b = frame.PutStr(b, q.Cluster)
+	b = frame.PutStr(b, q.Node)
+	b = frame.PutStr(b, q.Service)
 	b = append(b, q.Sum[:]...)
 	return append(b, prf(reqKey, b)...), nil
 }
@@ -243,20 +211,20 @@ func decodeRequest(reqKey, frame []byte) (*request, error) {
 // decodeRequestBody decodes a request without its tag. Any input returns
 // an error or a request whose names respect the wire's limits.
 func decodeRequestBody(body []byte) (*request, error) {
-	r := &reader{b: body}
-	r.header(kindRequest)
+	r := &frame.Reader{B: body}
+	r.Expect(header(kindRequest))
 	q := &request{}
-	copy(q.Challenge[:], r.take(nonceLen))
-	copy(q.Nonce[:], r.take(nonceLen))
-	q.Cluster = r.str()
-	q.Node = r.str()
-	q.Service = r.str()
-	copy(q.Sum[:], r.take(sumLen))
+	copy(q.Challenge[:], r.Take(nonceLen))
+	copy(q.Nonce[:], r.Take(nonceLen))
+	q.Cluster = r.Str()
+	q.Node = r.Str()
+	q.Service = r.Str()
+	copy(q.Sum[:], r.Take(sumLen))
 	switch {
-	case r.bad:
+	case r.Bad:
 		return nil, fmt.Errorf("%w: truncated or not a request", ErrMalformed)
-	case len(r.b) != 0:
-		return nil, fmt.Errorf("%w: %d bytes after the request", ErrMalformed, len(r.b))
+	case len(r.B) != 0:
+		return nil, fmt.Errorf("%w: %d bytes after the request", ErrMalformed, len(r.B))
 	case q.Cluster == "" || q.Node == "" || q.Service == "":
 		return nil, fmt.Errorf("%w: an empty name", ErrMalformed)
 	}
@@ -307,30 +275,30 @@ func openReply(key []byte, reqFrame []byte, q *request, frame []byte) (*reply, e
 // decodeReplyBody decodes an opened reply. Any input returns an error or
 // a reply with a known status and a bounded message.
 func decodeReplyBody(b []byte) (*reply, error) {
-	r := &reader{b: b}
-	a := &reply{Status: r.byte()}
-	if v := r.take(8); v != nil {
+	r := &frame.Reader{B: b}
+	a := &reply{Status: r.Byte()}
+	if v := r.Take(8); v != nil {
 		a.Version = int64(binary.BigEndian.Uint64(v))
 	}
-	copy(a.Sum[:], r.take(sumLen))
+	copy(a.Sum[:], r.Take(sumLen))
 	var n int
-	if v := r.take(2); v != nil {
+	if v := r.Take(2); v != nil {
 		n = int(binary.BigEndian.Uint16(v))
 	}
 	if n > maxMessage {
 		return nil, fmt.Errorf("%w: a reply message of %d bytes", ErrMalformed, n)
 	}
-	a.Message = string(r.take(n))
+	a.Message = string(r.Take(n))
 	switch {
-	case r.bad:
+	case r.Bad:
 		return nil, fmt.Errorf("%w: truncated reply", ErrMalformed)
 	case a.Status >= numStatus:
 		return nil, fmt.Errorf("%w: unknown reply status %d", ErrMalformed, a.Status)
-	case a.Status != statusOK && len(r.b) != 0:
+	case a.Status != statusOK && len(r.B) != 0:
 		return nil, fmt.Errorf("%w: content in a reply of status %d", ErrMalformed, a.Status)
 	}
 	if a.Status == statusOK {
-		a.Content = r.b
+		a.Content = r.B
 	}
 	return a, nil
 }
