@@ -30,6 +30,9 @@ type Dataset struct {
 	Node     string                      `json:"node"`
 	State    NodeState                   `json:"state"`
 	Services map[string]*ServiceInstance `json:"services"`
+	// Sees lists the peers this node hears (ready or joining): a peer
+	// counts another on its side only when each sees the other.
+	Sees []string `json:"sees,omitempty"`
 	// Sync lists the addresses (host:port) peers fetch this node's
 	// service configs from: a dataset carries versions and checksums,
 	// never the files.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/core/arbitrator"
-	"github.com/vigil-ha/vigil/core/cluster"
+	"github.com/vigil-ha/vigil/core/node"
 )
 
 // arbitratorGrants is what this node holds of each arbitrator's vote: the
@@ -52,16 +52,10 @@ func hasQuorum(nodes, arbitrators, alive, votes int) bool {
 	return 2*(alive+votes) > nodes+arbitrators
 }
 
-// aliveSet is this node's side: itself and every peer ready or joining,
-// sorted (the form an arbitrator is asked with).
+// aliveSet is this node's side (node.Side), the form an arbitrator is
+// asked with.
 func (d *Daemon) aliveSet() []string {
-	set := []string{d.node.Local}
-	for name, p := range d.view.Snapshot().Peers {
-		if p.State == cluster.Ready || p.State == cluster.Joining {
-			set = append(set, name)
-		}
-	}
-	return arbitrator.NormalizeSet(set)
+	return arbitrator.NormalizeSet(node.Side(d.node.Local, d.view.Snapshot().Peers))
 }
 
 // arbitratorVotesNow is how many arbitrator votes this node's side holds

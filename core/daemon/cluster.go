@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/cluster"
+	"github.com/vigil-ha/vigil/core/node"
 	"github.com/vigil-ha/vigil/plugins/sdk"
 )
 
@@ -188,7 +189,8 @@ func (d *Daemon) publish() {
 func (d *Daemon) dataset() *cluster.Dataset {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	ds := &cluster.Dataset{Node: d.node.Local, State: d.state, Services: map[string]*cluster.ServiceInstance{}, Sync: d.syncAddrs}
+	sees := node.Sees(d.view.Snapshot().Peers)
+	ds := &cluster.Dataset{Node: d.node.Local, State: d.state, Services: map[string]*cluster.ServiceInstance{}, Sync: d.syncAddrs, Sees: sees}
 	for name, s := range d.svcs {
 		ds.Services[name] = d.instanceLocked(s)
 	}

@@ -134,7 +134,7 @@ func (d *Daemon) orchestratorView(now time.Time) orchestrator.View {
 	in.Resumed = d.orch.resumed
 	since := maps.Clone(d.orch.since)
 	d.orch.mu.Unlock()
-	in.Quorum = d.quorum(node.Alive(snap.Peers))
+	in.Quorum = d.quorum(len(node.Side(d.node.Local, snap.Peers)))
 
 	d.mu.Lock()
 	for name, s := range d.svcs {
@@ -489,7 +489,8 @@ func (d *Daemon) noteQuorum(ctx context.Context, v orchestrator.View) {
 	}
 	for _, s := range v.Services {
 		inst := s.Instances[v.Local]
-		if inst.Avail != status.Up && inst.Avail != status.Warn && inst.State != orchestrator.Starting {
+		if inst.Avail != status.Up && inst.Avail != status.Warn && inst.Avail != status.Undef && !inst.Unreadable &&
+			inst.State != orchestrator.Starting && inst.State != orchestrator.Interrupted {
 			continue
 		}
 		d.execute(ctx, orchestrator.Action{Kind: orchestrator.Stop, Service: s.Name, Reason: "quorum lost (split_action = stop)"})

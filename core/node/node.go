@@ -69,16 +69,32 @@ func NodeState(s cluster.NodeState) orchestrator.NodeState {
 	return orchestrator.NodeUnknown
 }
 
-// Alive counts the nodes of the local side: this one and every peer ready
-// or joining.
-func Alive(peers map[string]*cluster.Peer) int {
-	n := 1
-	for _, p := range peers {
-		if p.State == cluster.Ready || p.State == cluster.Joining {
-			n++
+// Side is the local side of the cluster, sorted: this node and every peer
+// ready or joining whose own last dataset sees this node too. A peer heard
+// over a link that carries only one way counts on neither side, so two
+// sides can never both count it (and a quorum counted twice).
+func Side(local string, peers map[string]*cluster.Peer) []string {
+	side := []string{local}
+	for name, p := range peers {
+		if (p.State == cluster.Ready || p.State == cluster.Joining) && p.Dataset != nil && slices.Contains(p.Dataset.Sees, local) {
+			side = append(side, name)
 		}
 	}
-	return n
+	slices.Sort(side)
+	return side
+}
+
+// Sees is what a node publishes of its own view: the peers it hears,
+// ready or joining.
+func Sees(peers map[string]*cluster.Peer) []string {
+	var out []string
+	for name, p := range peers {
+		if p.State == cluster.Ready || p.State == cluster.Joining {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // BuildView turns the daemon's knowledge into the orchestrator's input.
@@ -90,7 +106,13 @@ func BuildView(in ViewInput) orchestrator.View {
 	v.Nodes[in.Local] = orchestrator.Node{Name: in.Local, State: NodeState(in.LocalState), Frozen: in.Frozen, Stonith: st, FenceDelay: in.Stonith[in.Local]}
 	for name, p := range in.Peers {
 		delay, st := in.Stonith[name]
-		v.Nodes[name] = orchestrator.Node{Name: name, State: NodeState(p.State), Fenced: in.Fenced[name], Stonith: st, FenceDelay: delay}
+		var heard time.Time
+		for _, hb := range p.HB {
+			if hb.LastBeat.After(heard) {
+				heard = hb.LastBeat
+			}
+		}
+		v.Nodes[name] = orchestrator.Node{Name: name, State: NodeState(p.State), Fenced: in.Fenced[name], Stonith: st, FenceDelay: delay, HeardAt: heard}
 	}
 	for _, s := range in.Services {
 		svc := orchestrator.Service{
@@ -134,20 +156,23 @@ func Unreadable(rs []status.Resource) bool {
 }
 
 // Recover is the state a persisted instance state is read back as when the
-// daemon starts. An action cannot be in flight across a restart: one that
-// was starting or stopping when the daemon died may have left the
-// instance partly up, so it reads as failed (the node is out of the
-// candidates, and a partial instance is stopped). After a reboot of the
-// host (rebooted) nothing started before it runs: started and stopped read
-// idle. After a daemon restart alone, started stays started.
+// daemon starts. An action that was starting or stopping when the daemon
+// died may still be finishing in a plugin, or have left the instance
+// partly up: it reads as interrupted (active, and stopped by its node).
+// After a reboot of the host (rebooted) nothing started before it runs:
+// every state but a failure reads idle. After a daemon restart alone,
+// started stays started.
 func Recover(state string, rebooted bool) string {
 	switch orchestrator.InstanceState(state) {
 	case orchestrator.Ready:
 		return "" // a claim is decided again once the node has joined
-	case orchestrator.Starting:
-		return string(orchestrator.StartFailed)
-	case orchestrator.Stopping:
-		return string(orchestrator.StopFailed)
+	case orchestrator.Starting, orchestrator.Stopping, orchestrator.Interrupted:
+		if rebooted {
+			return "" // a reboot left nothing half done
+		}
+		// A plugin call may still be finishing it: active until the
+		// node has stopped what it may have left.
+		return string(orchestrator.Interrupted)
 	case orchestrator.Started, orchestrator.Stopped:
 		if rebooted {
 			return ""

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -15,10 +16,12 @@ func TestRecover_WhatAFormerLifeRecorded(t *testing.T) {
 		rebooted bool
 		want     string
 	}{
-		{"starting", false, "start failed"},
-		{"starting", true, "start failed"},
-		{"stopping", false, "stop failed"},
-		{"stopping", true, "stop failed"},
+		{"starting", false, "interrupted"},
+		{"starting", true, ""},
+		{"stopping", false, "interrupted"},
+		{"stopping", true, ""},
+		{"interrupted", false, "interrupted"},
+		{"interrupted", true, ""},
 		{"ready", false, ""},
 		{"started", false, "started"},
 		{"started", true, ""},
@@ -82,5 +85,17 @@ func TestBuildView_FencedAndDelays(t *testing.T) {
 	}
 	if v.Services[0].Instances["n2"].State != orchestrator.Idle {
 		t.Fatalf("local instance %+v", v.Services[0].Instances["n2"])
+	}
+}
+
+func TestSide_CountsOnlyPeersThatSeeThisNodeToo(t *testing.T) {
+	peers := map[string]*cluster.Peer{
+		"b": {State: cluster.Ready, Dataset: &cluster.Dataset{Sees: []string{"a"}}},
+		"c": {State: cluster.Ready, Dataset: &cluster.Dataset{Sees: []string{"b"}}}, // heard one way only
+		"d": {State: cluster.Lost, Dataset: &cluster.Dataset{Sees: []string{"a"}}},
+		"e": {State: cluster.Joining},
+	}
+	if got := Side("a", peers); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("Side = %v, want [a b]", got)
 	}
 }

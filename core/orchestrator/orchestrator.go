@@ -46,6 +46,10 @@ const (
 	// Failed: a monitored resource stayed down past its restarts; the
 	// node is out of the candidates until an operator starts it again.
 	Failed InstanceState = "failed"
+	// Interrupted: a start or stop was in flight when the daemon died; a
+	// plugin call may still finish it. Active until its node has stopped
+	// what it may have left.
+	Interrupted InstanceState = "interrupted"
 )
 
 // NodeState is a node's state as this node sees it.
@@ -73,6 +77,8 @@ type Node struct {
 	// fence_delay): how long a fence of this node waits, so that an
 	// operator can make one side of a split win.
 	FenceDelay time.Duration
+	// HeardAt is when a beat of the node last arrived (zero: never).
+	HeardAt time.Time
 }
 
 // Instance is a service on one node, as that node last reported it.
@@ -102,7 +108,7 @@ func (i Instance) activeWith(off Disabled) bool {
 		return true
 	}
 	switch i.State {
-	case Ready, Starting, Stopping:
+	case Ready, Starting, Stopping, Interrupted:
 		return true
 	case Started, StopFailed:
 		if i.Avail == status.Undef {
@@ -399,6 +405,9 @@ func decideService(v View, local Node, s Service) []Action {
 		}
 		return nil
 	}
+	if mine.State == Interrupted {
+		return act(Stop, "", "an action was interrupted by a restart of the daemon: stopping what it may have left")
+	}
 	// A partial instance nobody starts or runs: stop it, so that the
 	// service converges (it is then placed as any down service).
 	if mine.partial() {
@@ -470,6 +479,15 @@ func decideService(v View, local Node, s Service) []Action {
 	}
 	if v.Now.Sub(mine.Since) < v.ReadyWindow && othersMayClaim(v) {
 		return nil // a peer may still claim it
+	}
+	// Every node that could be claiming too must have been heard since
+	// the claim: one cut off by a fresh partition may have claimed on its
+	// side without this node seeing it (it is judged lost, then fenced).
+	for _, n := range slices.Sorted(maps.Keys(v.Nodes)) {
+		node := v.Nodes[n]
+		if n != v.Local && (node.State == NodeReady || node.State == NodeJoining) && !node.HeardAt.After(mine.Since) {
+			return nil
+		}
 	}
 	return act(Start, "", "claimed %s ago and nobody else has it", v.Now.Sub(mine.Since).Round(time.Millisecond))
 }

@@ -27,9 +27,9 @@ func base(mods ...mod) View {
 		Local: "n1",
 		Now:   t0,
 		Nodes: map[string]Node{
-			"n1": {Name: "n1", State: NodeReady, Stonith: true},
-			"n2": {Name: "n2", State: NodeReady, Stonith: true},
-			"n3": {Name: "n3", State: NodeReady, Stonith: true},
+			"n1": {Name: "n1", State: NodeReady, Stonith: true, HeardAt: t0},
+			"n2": {Name: "n2", State: NodeReady, Stonith: true, HeardAt: t0},
+			"n3": {Name: "n3", State: NodeReady, Stonith: true, HeardAt: t0},
 		},
 		Quorum:      true,
 		ReadyWindow: window,
@@ -73,7 +73,7 @@ func dropNode(n string) mod { return func(v *View) { delete(v.Nodes, n) } }
 
 func addNode(n string) mod {
 	return func(v *View) {
-		v.Nodes[n] = Node{Name: n, State: NodeReady, Stonith: true}
+		v.Nodes[n] = Node{Name: n, State: NodeReady, Stonith: true, HeardAt: t0}
 		v.Services[0].Instances[n] = Instance{State: Idle, Avail: status.Down}
 	}
 }
@@ -401,14 +401,18 @@ func randomView(r *rand.Rand) View {
 	}
 	for _, n := range names {
 		st := NodeState(pick("ready", "ready", "ready", "joining", "lost", "lost", "unknown"))
-		v.Nodes[n] = Node{Name: n, State: st, Frozen: r.Intn(8) == 0, Fenced: r.Intn(2) == 0, Stonith: r.Intn(4) > 0}
+		heard := t0
+		if r.Intn(6) == 0 {
+			heard = t0.Add(-time.Hour)
+		}
+		v.Nodes[n] = Node{Name: n, State: st, Frozen: r.Intn(8) == 0, Fenced: r.Intn(2) == 0, Stonith: r.Intn(4) > 0, HeardAt: heard}
 	}
 	if r.Intn(3) > 0 {
 		nd := v.Nodes[v.Local]
 		nd.State = NodeReady
 		v.Nodes[v.Local] = nd
 	}
-	states := []InstanceState{Idle, Idle, Ready, Ready, Starting, Started, Started, StartFailed, Stopping, Stopped, Stopped, StopFailed, Failed}
+	states := []InstanceState{Idle, Idle, Ready, Ready, Starting, Started, Started, StartFailed, Stopping, Stopped, Stopped, StopFailed, Failed, Interrupted}
 	avails := status.All()
 	for i := range 1 + r.Intn(2) {
 		s := Service{
@@ -539,6 +543,11 @@ func TestDecide_NeverStartsUnsafely(t *testing.T) {
 				claimedNow := slices.ContainsFunc(got, func(c Action) bool { return c.Service == a.Service && c.Kind == Claim })
 				if !claimedNow && mine.State != Ready || othersMayClaim(v) && (claimedNow || v.Now.Sub(mine.Since) < v.ReadyWindow) {
 					t.Fatalf("start of %s without a claim past the window\n%s", s.Name, describe(v))
+				}
+				for n, node := range v.Nodes {
+					if n != v.Local && (node.State == NodeReady || node.State == NodeJoining) && !node.HeardAt.After(mine.Since) && !claimedNow {
+						t.Fatalf("start of %s while %s has not been heard since the claim\n%s", s.Name, n, describe(v))
+					}
 				}
 			}
 		}

@@ -204,3 +204,24 @@ func TestDisabled_EachGuardMatters(t *testing.T) {
 		})
 	}
 }
+
+func TestDecide_ClaimStartsOnlyWhenEveryLivePeerWasHeardSince(t *testing.T) {
+	silent := func(n string) mod {
+		return func(v *View) { nd := v.Nodes[n]; nd.HeardAt = t0.Add(-time.Hour); v.Nodes[n] = nd }
+	}
+	runCases(t, []decideCase{
+		{name: "starts after the window when every ready peer was heard since the claim", view: base(claimed("n1", window)), want: []string{"start"}},
+		{name: "holds a claim past the window while a ready peer has been silent since (a fresh cut)", view: base(claimed("n1", window), silent("n2"))},
+		{name: "holds it for a silent joining peer too", view: base(claimed("n1", window), nodeState("n3", NodeJoining), silent("n3"))},
+		{name: "a silent peer judged lost and fenced no longer holds it", view: base(claimed("n1", window), silent("n2"), nodeState("n2", NodeLost), fenced("n2")), want: []string{"start"}},
+	})
+}
+
+func TestDecide_InterruptedActionIsActiveAndStopped(t *testing.T) {
+	runCases(t, []decideCase{
+		{name: "an interrupted local instance is stopped", view: base(inst("n1", Interrupted, status.Down)), want: []string{"stop"}},
+		{name: "a peer's interrupted instance blocks the start here", view: base(inst("n2", Interrupted, status.Down))},
+		{name: "a lost peer's interrupted instance is fenced first", view: base(local("n2"), nodeState("n1", NodeLost), inst("n1", Interrupted, status.Down)), want: []string{"fence n1"}},
+		{name: "an interrupted instance on a frozen service is left alone", view: base(expect(ExpectFrozen), inst("n1", Interrupted, status.Down))},
+	})
+}

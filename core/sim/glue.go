@@ -93,7 +93,7 @@ func orchestratorView(d *daemon, now time.Time) orchestrator.View {
 	}
 	in.Fenced = maps.Clone(d.fenced)
 	in.Resumed = d.resumed
-	in.Quorum = hasQuorum(len(nc.Nodes), len(nc.Arbitrators), node.Alive(snap.Peers), arbitratorVotesNow(d))
+	in.Quorum = hasQuorum(len(nc.Nodes), len(nc.Arbitrators), len(node.Side(nc.Local, snap.Peers)), arbitratorVotesNow(d))
 	for _, s := range d.svcs {
 		in.Services = append(in.Services, node.Service{Name: s.conf.name, Keywords: s.conf.keywords, State: s.persist.State,
 			Expect: s.persist.Expect, Status: s.status, Evaluated: !s.statusAt.IsZero(), Since: d.since[s.conf.name]})
@@ -154,7 +154,7 @@ func updateJoining(d *daemon, now time.Time) bool {
 
 // datasetOf mirrors Daemon.dataset and instanceLocked.
 func datasetOf(d *daemon) *cluster.Dataset {
-	ds := &cluster.Dataset{Node: d.n.name, State: d.state, Services: map[string]*cluster.ServiceInstance{}}
+	ds := &cluster.Dataset{Node: d.n.name, State: d.state, Services: map[string]*cluster.ServiceInstance{}, Sees: node.Sees(d.view.Snapshot().Peers)}
 	for _, s := range d.svcs {
 		var updated time.Time
 		if !s.statusAt.IsZero() {
@@ -168,16 +168,9 @@ func datasetOf(d *daemon) *cluster.Dataset {
 	return ds
 }
 
-// aliveSet mirrors Daemon.aliveSet: this node and every peer ready or
-// joining, normalized.
+// aliveSet mirrors Daemon.aliveSet: node.Side, normalized.
 func aliveSet(d *daemon) []string {
-	set := []string{d.n.name}
-	for name, p := range d.view.Snapshot().Peers {
-		if p.State == cluster.Ready || p.State == cluster.Joining {
-			set = append(set, name)
-		}
-	}
-	return arbitrator.NormalizeSet(set)
+	return arbitrator.NormalizeSet(node.Side(d.n.name, d.view.Snapshot().Peers))
 }
 
 // arbitratorVotesNow mirrors Daemon.arbitratorVotesNow (one arbitrator;
