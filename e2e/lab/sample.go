@@ -2,7 +2,6 @@ package lab
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -141,95 +140,85 @@ func (l *Lab) watchMounts(interval time.Duration) (*witness, error) {
 
 // nodeAttribution tells which node a process belongs to: the node whose
 // init's pid namespace is its own or an ancestor of it (containers run in
-// pid namespaces of their own, below their node's).
+// pid namespaces of their own, below their node's). A node's earlier
+// lives count as the node: once its init is killed the kernel tears the
+// rest of its processes down, and until it has, their mounts are still
+// there.
 type nodeAttribution struct {
 	l *Lab
-	// nodePidNS is each running node's pid namespace ("pid:[N]") → node.
-	nodePidNS map[string]string
-	// nested caches the node of a pid namespace below a node's.
-	nested map[string]string
+	// lives maps the pid namespace (inode) of every node init seen to
+	// its node; nested caches namespaces found below them.
+	lives  map[uint64]string
+	nested map[uint64]string
 	// host is the host's pid namespace: its processes are no node's.
-	host string
+	host uint64
 }
 
 func newNodeAttribution(l *Lab) *nodeAttribution {
-	host, _ := os.Readlink("/proc/1/ns/pid")
-	return &nodeAttribution{l: l, nested: map[string]string{}, host: host}
+	a := &nodeAttribution{l: l, lives: map[uint64]string{}, nested: map[uint64]string{}}
+	a.host, _ = pidNSInode(1)
+	return a
 }
 
-// refresh reads the nodes' inits again: nodes power off and on.
+func pidNSInode(pid int) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/pid", pid), &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+// refresh notes the nodes' current inits (nodes power off and on) and
+// forgets the nested namespaces: a freed namespace's inode may be reused.
 func (a *nodeAttribution) refresh() {
-	a.nodePidNS = map[string]string{}
+	clear(a.nested)
 	for _, n := range a.l.NodeNames() {
 		if p := a.l.NodeInit(n); p != nil {
-			if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p.Pid)); err == nil {
-				a.nodePidNS[ns] = n
+			if ino, err := pidNSInode(p.Pid); err == nil {
+				a.lives[ino] = n
 			}
 		}
 	}
-	for ns, n := range a.nested {
-		if !slices.Contains(mapValues(a.nodePidNS), n) {
-			delete(a.nested, ns)
-		}
-	}
 }
 
-func mapValues(m map[string]string) []string {
-	var v []string
-	for _, s := range m {
-		v = append(v, s)
-	}
-	return v
-}
-
-// node is pid's node, "" for the host's own processes.
+// node is pid's node, "" for the host's own processes. It walks up the
+// pid namespaces (NS_GET_PARENT), not the parent processes: a process's
+// pid namespace stays what it was while its node is torn down.
 func (a *nodeAttribution) node(pid int) string {
-	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
-	if err != nil || ns == a.host {
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/pid", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
 		return ""
 	}
-	if n, ok := a.nodePidNS[ns]; ok {
-		return n
-	}
-	if n, ok := a.nested[ns]; ok {
-		return n
-	}
-	// Up the parents until a process of a node's pid namespace.
-	p := pid
-	for range 64 {
-		p = parentPid(p)
-		if p <= 1 {
+	var first uint64
+	for range 32 {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
 			break
 		}
-		pns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p))
-		if err != nil {
+		if first == 0 {
+			first = st.Ino
+		}
+		if st.Ino == a.host {
 			break
 		}
-		if n, ok := a.nodePidNS[pns]; ok {
-			a.nested[ns] = n
+		n, ok := a.lives[st.Ino]
+		if !ok {
+			n, ok = a.nested[st.Ino]
+		}
+		if ok {
+			unix.Close(fd)
+			a.nested[first] = n
 			return n
 		}
+		parent, err := unix.IoctlRetInt(fd, unix.NS_GET_PARENT)
+		unix.Close(fd)
+		if err != nil {
+			return "" // the top of what this process may see: the host's
+		}
+		fd = parent
 	}
+	unix.Close(fd)
 	return ""
-}
-
-// parentPid is a process's parent (field 4 of /proc/PID/stat), 0 when it
-// cannot be read.
-func parentPid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	p, _ := strconv.Atoi(f[1])
-	return p
 }
 
 // hostPids lists the host's processes.
