@@ -24,6 +24,19 @@ import (
 	"github.com/vigil-ha/vigil/core/status"
 )
 
+// parse validates a service config as this node takes it: the schema,
+// then the cluster's rules (orchestrate = ha needs fencing).
+func (d *Daemon) parse(ctx context.Context, path string, data []byte) (*config.Service, error) {
+	conf, err := d.engine.Parse(ctx, path, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.node.CheckFencing(conf); err != nil {
+		return nil, err
+	}
+	return conf, nil
+}
+
 // admit applies the orchestrator's start rule to a local start of name
 // (an operator's, or the monitor's restart in place): one rule, in one
 // place (orchestrator.Admit).
@@ -137,7 +150,7 @@ func (d *Daemon) loadService(ctx context.Context, name, path string, mtime time.
 	if err != nil {
 		return
 	}
-	conf, err := d.engine.Parse(ctx, path, data)
+	conf, err := d.parse(ctx, path, data)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s, ok := d.svcs[name]
@@ -153,9 +166,6 @@ func (d *Daemon) loadService(ctx context.Context, name, path string, mtime time.
 		d.svcs[name] = s
 	}
 	s.path, s.mtime = path, mtime
-	if err == nil {
-		err = d.node.CheckFencing(conf)
-	}
 	if err != nil {
 		s.loadErr = err
 		d.log.Error("service config does not validate; the last valid version stays in force", "svc", name, "error", err)
@@ -215,7 +225,7 @@ func (d *Daemon) syncConfigs(peer string) {
 		content, err := d.fetchConfig(ctx, peer, p.Dataset.Sync, name, inst.Config)
 		var conf *config.Service
 		if err == nil {
-			conf, err = d.engine.Parse(ctx, path, content)
+			conf, err = d.parse(ctx, path, content)
 		}
 		cancel()
 		if err == nil && !slices.Contains(strings.Fields(conf.Keywords["nodes"]), d.node.Local) {
@@ -533,9 +543,12 @@ func (d *Daemon) ConfigSet(ctx context.Context, name string, kv []string) error 
 		return err
 	}
 	out, err := d.engine.SetKeywords(ctx, s.path, kv)
+	if err == nil {
+		_, err = d.parse(ctx, s.path, out)
+	}
 	if err != nil {
 		var errs config.Errors
-		if errors.As(err, &errs) {
+		if errors.As(err, &errs) || errors.Is(err, cluster.ErrNoFencing) {
 			return fmt.Errorf("refused, nothing changed:\n%w", err)
 		}
 		return err
@@ -560,7 +573,7 @@ func (d *Daemon) ConfigCommit(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := d.engine.Parse(ctx, s.path, data); err != nil {
+	if _, err := d.parse(ctx, s.path, data); err != nil {
 		return fmt.Errorf("refused, the version in force stays:\n%w", err)
 	}
 	now := time.Now()

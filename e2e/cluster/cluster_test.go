@@ -105,7 +105,12 @@ func TestCluster_ConfigChangeReachesTheServiceNodes(t *testing.T) {
 	if err := n1.Client.ConfigSet(ctx, "web", []string{"orchestrate=sometimes"}); err == nil {
 		t.Fatal("an invalid change was accepted")
 	}
-	if err := n1.Client.ConfigSet(ctx, "web", []string{"orchestrate=ha"}); err != nil {
+	// Nor does orchestrate = ha without fencing for every node (this lab
+	// has none) unless the service opts out with stonith = false.
+	if err := n1.Client.ConfigSet(ctx, "web", []string{"orchestrate=ha"}); err == nil || !strings.Contains(err.Error(), "needs a fencing method") {
+		t.Fatalf("orchestrate=ha without fencing: %v, want a refusal", err)
+	}
+	if err := n1.Client.ConfigSet(ctx, "web", []string{"orchestrate=ha", "stonith=false"}); err != nil {
 		t.Fatal(err)
 	}
 	took := clusterlab.WaitFor(t, "the change on n2", 15*time.Second, func() bool {
