@@ -10,8 +10,8 @@
 # vigil_heartbeat_rejects_total. The last lines sum it up; exit 1 when a
 # peer was lost, a node fenced or a fencing started (a line of either
 # vigild log during the soak, or a sample), or when a sample saw hb#1
-# stale (the disk heartbeat would hide a network heartbeat the garbage
-# silenced). What the run made is kept in $OUT (default /tmp/vigil-soak):
+# stale or the peer not ready (the disk heartbeat would hide a network
+# heartbeat the garbage silenced). What the run made is kept in $OUT (default /tmp/vigil-soak):
 # samples, the sender's line, the logs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -81,8 +81,12 @@ for node, pid in sorted(pids.items()):
     ms = []
     for _ in range(20):
         t = time.perf_counter()
-        subprocess.run([bin + "/svcmon", "--run-dir", run, "--format", "json"], check=True, stdout=subprocess.DEVNULL)
+        if subprocess.run([bin + "/svcmon", "--run-dir", run, "--format", "json"], stdout=subprocess.DEVNULL).returncode != 0:
+            break
         ms.append((time.perf_counter() - t) * 1e3)
+    if pid == "0" or len(ms) < 20:  # the node is off (fenced) or its vigild does not answer
+        out[node] = {k: None for k in ("vigild_pid", "rss_mib", "hbnet_rss_mib", "cpu_s", "hbnet_cpu_s", "status_ms", "status_ms_max", "rejects", "plugin_restarts")}
+        continue
     m = subprocess.run(["nsenter", "--net=/proc/%s/ns/net" % pid, "curl", "-s", "-m", "5", "http://127.0.0.1:9100/metrics"],
                        capture_output=True, text=True).stdout
     rejects = sum(float(l.split()[-1]) for l in m.splitlines() if l.startswith("vigil_heartbeat_rejects_total"))
@@ -165,7 +169,7 @@ sender=
 cat "$OUT/garbage.out"
 [ $rc -eq 0 ] || { echo "soak: the sender failed (exit $rc)"; exit 1; }
 
-measure "$OUT/after"
+measure "$OUT/after" || true
 for n in n1 n2; do svcmon_on "$n" --cluster >"$OUT/cluster-after-$n.txt" 2>&1 || true; done
 for n in n1 n2; do tail -c +"$(( ${offset[$n]} + 1 ))" "$(log_of "$n")" >"$OUT/$n-soak.log"; done
 
@@ -179,7 +183,8 @@ sent = re.search(r"sent=(\d+)", g).group(1)
 elapsed = re.search(r"elapsed=([\d.]+)s", g).group(1)
 bad = re.compile(r"peer lost|node fenced|fencing", re.I)
 lines = {n: [l for l in open("%s/%s-soak.log" % (out, n), errors="replace") if bad.search(l)] for n in ("n1", "n2")}
-lost = sum(1 for s in samples if s.get("state") not in ("ready", None)) + sum(len(re.findall("peer lost", "".join(v))) for v in lines.values())
+lost = sum(len(re.findall("peer lost", "".join(v))) for v in lines.values())
+unready = sum(1 for s in samples if s.get("state") not in ("ready", None))
 fenced = sum(len([l for l in v if re.search("node fenced|fencing", l, re.I)]) for v in lines.values())
 stale = sum(1 for s in samples if s.get("hb1_stale"))
 errors = sum(1 for s in samples if "error" in s)
@@ -187,19 +192,18 @@ ages = [s["hb1_age"] for s in samples if "hb1_age" in s]
 during = [s["status_ms"] for s in samples if "status_ms" in s]
 def per(d, k, fmt):
     return ",".join("%s:%s" % (n, fmt % d[n][k] if d[n][k] is not None else "?") for n in sorted(d))
-rejects = ",".join("%s:%d" % (n, after[n]["rejects"] - before[n]["rejects"]) for n in sorted(after))
-def delta(k):
-    return ",".join("%s:%s" % (n, "%.1fs" % (after[n][k] - before[n][k]) if after[n][k] is not None and before[n][k] is not None else "?") for n in sorted(after))
-restarts = ",".join("%s:%d" % (n, after[n]["plugin_restarts"] - before[n]["plugin_restarts"]) for n in sorted(after))
+def delta(k, fmt="%.1fs"):
+    return ",".join("%s:%s" % (n, fmt % (after[n][k] - before[n][k]) if after[n][k] is not None and before[n][k] is not None else "?") for n in sorted(after))
+rejects, restarts = delta("rejects", "%d"), delta("plugin_restarts", "%d")
 # The first line is the one the README quotes; the second says more.
 print("soak: duration=%.0fs rate=%s/s sent=%s lost=%d fenced=%d rss_before=%s rss_after=%s status_ms_before=%s status_ms_after=%s rejects=%s" % (
     float(elapsed), rate, sent, lost, fenced, per(before, "rss_mib", "%.1fMiB"), per(after, "rss_mib", "%.1fMiB"),
     per(before, "status_ms", "%.1f"), per(after, "status_ms", "%.1f"), rejects))
-print("soak: hb1_stale_samples=%d hb1_age_max=%.2fs samples=%d status_errors=%d status_ms_during=median:%.1f,max:%.1f hbnet_rss_before=%s hbnet_rss_after=%s cpu_during=%s hbnet_cpu_during=%s plugin_restarts=%s" % (
-    stale, max(ages) if ages else -1, len(samples), errors, statistics.median(during) if during else -1, max(during) if during else -1,
+print("soak: unready_samples=%d hb1_stale_samples=%d hb1_age_max=%.2fs samples=%d status_errors=%d status_ms_during=median:%.1f,max:%.1f hbnet_rss_before=%s hbnet_rss_after=%s cpu_during=%s hbnet_cpu_during=%s plugin_restarts=%s" % (
+    unready, stale, max(ages) if ages else -1, len(samples), errors, statistics.median(during) if during else -1, max(during) if during else -1,
     per(before, "hbnet_rss_mib", "%.1fMiB"), per(after, "hbnet_rss_mib", "%.1fMiB"), delta("cpu_s"), delta("hbnet_cpu_s"), restarts))
 for n, v in lines.items():
     for l in v[:20]:
         print("soak: %s: %s" % (n, l.rstrip()))
-sys.exit(1 if lost or fenced or stale else 0)
+sys.exit(1 if lost or fenced or unready or stale else 0)
 PY
