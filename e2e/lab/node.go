@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -89,8 +90,18 @@ func (l *Lab) bootNode(ctx context.Context, k int) error {
 func (l *Lab) haltNode(ctx context.Context, k int) error {
 	node := NodeName(k)
 	if p := ReadProc(l.InitPidFile(node)); p != nil {
+		mntNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", p.Pid))
 		if !p.kill(syscall.SIGKILL, 10*time.Second) {
 			return fmt.Errorf("power off %s: init %d still runs 10s after SIGKILL", node, p.Pid)
+		}
+		// A real power-off leaves nothing of the node: processes that
+		// entered its mount namespace from the host's pid namespace
+		// (nsenter'd commands) would keep its mounts alive beside the
+		// node's next boot. Kill them, and wait until the namespace has
+		// no process left (the kernel tears a pid namespace down after
+		// its init is gone).
+		if mntNS != "" && !killNamespace(mntNS, 10*time.Second) {
+			return fmt.Errorf("power off %s: processes still hold its mount namespace %s 10s after SIGKILL", node, mntNS)
 		}
 	}
 	_ = os.Remove(l.InitPidFile(node))
@@ -306,5 +317,32 @@ func superviseVigild(l *Lab, node string) error {
 			vpid = start()
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// killNamespace SIGKILLs every process whose mount namespace is ns (as
+// /proc/PID/ns/mnt reads, "mnt:[N]") until none is left or wait passed.
+func killNamespace(ns string, wait time.Duration) bool {
+	deadline := time.Now().Add(wait)
+	for {
+		left := 0
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			if got, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid)); err == nil && got == ns {
+				left++
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		if left == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
