@@ -1,7 +1,6 @@
 package arbitrator
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -76,12 +75,6 @@ func NormalizeSet(set []string) []string {
 
 func header(kind byte) []byte { return append(magic[:len(magic):len(magic)], version, kind) }
 
-func tag(key, msg []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write(msg)
-	return m.Sum(nil)
-}
-
 func checkName(what, s string) error {
 	if s == "" || len(s) > MaxName {
 		return fmt.Errorf("%s %q: give 1 to %d bytes", what, s, MaxName)
@@ -115,17 +108,17 @@ func EncodeRequest(key []byte, r *Request) ([]byte, error) {
 		}
 		b = frame.PutStr(b, n)
 	}
-	return append(b, tag(key, b)...), nil
+	return frame.Seal(key, b), nil
 }
 
 // untag splits a frame into body and tag and checks the tag.
 func untag(key, raw []byte) ([]byte, error) {
-	if len(raw) < macLen || len(raw) > MaxFrame {
-		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(raw))
-	}
-	body, mac := raw[:len(raw)-macLen], raw[len(raw)-macLen:]
-	if !hmac.Equal(mac, tag(key, body)) {
+	body, err := frame.Open(key, raw, MaxFrame)
+	switch {
+	case errors.Is(err, frame.ErrTag):
 		return nil, ErrBadTag
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return body, nil
 }
@@ -190,7 +183,7 @@ func EncodeReply(key []byte, a *Reply) []byte {
 		reason = reason[:MaxReason]
 	}
 	b = frame.PutStr(b, reason)
-	return append(b, tag(key, b)...)
+	return frame.Seal(key, b)
 }
 
 // DecodeReply checks a reply's tag under key, then decodes it.

@@ -197,13 +197,13 @@ func encodeRequest(reqKey []byte, q *request) ([]byte, error) {
 }
 
 // decodeRequest checks a request frame's tag, then decodes it.
-func decodeRequest(reqKey, frame []byte) (*request, error) {
-	if len(frame) < macLen || len(frame) > maxRequestFrame {
-		return nil, fmt.Errorf("%w: a request of %d bytes", ErrMalformed, len(frame))
-	}
-	body, mac := frame[:len(frame)-macLen], frame[len(frame)-macLen:]
-	if !hmac.Equal(mac, prf(reqKey, body)) {
+func decodeRequest(reqKey, raw []byte) (*request, error) {
+	body, err := frame.Open(reqKey, raw, maxRequestFrame)
+	switch {
+	case errors.Is(err, frame.ErrTag):
 		return nil, fmt.Errorf("%w: the request's tag does not verify", ErrAuth)
+	case err != nil:
+		return nil, fmt.Errorf("%w: a request: %v", ErrMalformed, err)
 	}
 	return decodeRequestBody(body)
 }

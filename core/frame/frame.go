@@ -4,7 +4,13 @@
 // headers, limits, tags and encryption stay with each protocol.
 package frame
 
-import "bytes"
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+)
 
 // Reader reads a frame's fields in order; the first failure sticks (Bad),
 // so a decoder reads every field and checks once.
@@ -49,3 +55,33 @@ func (r *Reader) Done() bool { return !r.Bad && len(r.B) == 0 }
 // PutStr appends s with its one-byte length; s must be at most 255 bytes
 // (each protocol checks its names first).
 func PutStr(b []byte, s string) []byte { return append(append(b, byte(len(s))), s...) }
+
+// TagSize is the size of the HMAC-SHA256 tag Seal appends.
+const TagSize = sha256.Size
+
+// Seal appends body's HMAC-SHA256 tag under key.
+func Seal(key, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(body)
+	return m.Sum(body)
+}
+
+// Errors of Open, for each protocol to wrap in its own.
+var (
+	ErrSize = errors.New("frame size out of bounds")
+	ErrTag  = errors.New("tag does not verify")
+)
+
+// Open checks a sealed frame of at most max bytes and returns its body.
+func Open(key, raw []byte, max int) ([]byte, error) {
+	if len(raw) < TagSize || len(raw) > max {
+		return nil, fmt.Errorf("%w: %d bytes", ErrSize, len(raw))
+	}
+	body, mac := raw[:len(raw)-TagSize], raw[len(raw)-TagSize:]
+	m := hmac.New(sha256.New, key)
+	m.Write(body)
+	if !hmac.Equal(mac, m.Sum(nil)) {
+		return nil, ErrTag
+	}
+	return body, nil
+}
