@@ -251,9 +251,9 @@ func (d *Daemon) fence(ctx context.Context, target string, delay time.Duration) 
 	// still has quorum: a node that became the minority fences nothing.
 	due := func() bool {
 		d.orch.mu.Lock()
-		q := d.orch.quorum || !d.orch.quorumKnown
+		q, known := d.orch.quorum, d.orch.quorumKnown
 		d.orch.mu.Unlock()
-		return q && node.FenceStillDue(d.view.Snapshot().Peers[target])
+		return node.FenceDue(q, known, d.view.Snapshot().Peers[target])
 	}
 	go func() {
 		defer func() {

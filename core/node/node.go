@@ -195,3 +195,10 @@ func Unheard(lastPublished, now time.Time, timeout time.Duration) bool {
 func FenceStillDue(p *cluster.Peer) bool {
 	return p != nil && (p.State == cluster.Lost || p.State == cluster.Unknown)
 }
+
+// FenceDue is FenceStillDue for a fence attempt in flight: also only while
+// this side has quorum (unknown before the first decision counts as
+// having it). A node that became the minority fences nothing.
+func FenceDue(quorum, quorumKnown bool, p *cluster.Peer) bool {
+	return (quorum || !quorumKnown) && FenceStillDue(p)
+}

@@ -99,3 +99,25 @@ func TestSide_CountsOnlyPeersThatSeeThisNodeToo(t *testing.T) {
 		t.Fatalf("Side = %v, want [a b]", got)
 	}
 }
+
+func TestFenceDue_OnlyWhileLostAndWithQuorum(t *testing.T) {
+	lost := &cluster.Peer{State: cluster.Lost}
+	cases := []struct {
+		name          string
+		quorum, known bool
+		p             *cluster.Peer
+		want          bool
+	}{
+		{"lost, quorum", true, true, lost, true},
+		{"lost, quorum not decided yet", false, false, lost, true},
+		{"lost, this side became the minority", false, true, lost, false},
+		{"never heard, quorum", true, true, &cluster.Peer{State: cluster.Unknown}, true},
+		{"heard again", true, true, &cluster.Peer{State: cluster.Ready}, false},
+		{"not a peer", true, true, nil, false},
+	}
+	for _, tc := range cases {
+		if got := FenceDue(tc.quorum, tc.known, tc.p); got != tc.want {
+			t.Errorf("%s: FenceDue = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -501,7 +501,9 @@ func (d *daemon) fence(target string, delay time.Duration, reason string) {
 	d.fencing[target] = true
 	w := d.n.w
 	w.logf(d.n.name, "fence %s (delay %s): %s", target, delay, reason)
-	due := func() bool { return node.FenceStillDue(d.view.Snapshot().Peers[target]) }
+	due := func() bool {
+		return node.FenceDue(d.quorum == nil || *d.quorum, d.quorum != nil, d.view.Snapshot().Peers[target])
+	}
 	stop := func(why string) {
 		w.logf(d.n.name, "fence of %s called off: %s", target, why)
 		delete(d.fencing, target)
