@@ -4,8 +4,11 @@ GO ?= go
 BIN := $(CURDIR)/bin
 GOBIN := $(shell $(GO) env GOPATH)/bin
 PLUGINS := $(notdir $(wildcard plugins/*/cmd/vigil-plugin-*))
-CMDS := $(notdir $(wildcard cmd/svcmgr cmd/svcmon cmd/vigild cmd/vigil-lab cmd/vigil-arbitrator))
+CMDS := $(notdir $(wildcard cmd/svcmgr cmd/svcmon cmd/nodemgr cmd/vigild cmd/vigil-lab cmd/vigil-arbitrator))
 TEST_TIMEOUT ?= 20m
+# The version every binary shows (--version, `svcmgr plugins`), from git.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X github.com/vigil-ha/vigil/core/version.Version=$(VERSION)
 
 .PHONY: all deps build test sim proto lint fuzz bench bench-failover chaos demo demo-single clean
 
@@ -16,8 +19,8 @@ deps:
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
-	$(GO) build -o $(BIN)/ $(foreach p,$(PLUGINS),./plugins/$(subst vigil-plugin-,,$(p))/cmd/$(p))
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(foreach p,$(PLUGINS),./plugins/$(subst vigil-plugin-,,$(p))/cmd/$(p))
 	$(GO) build -o $(BIN)/ ./e2e/lab/regclient
 
 # The whole suite, as root (root-only tests skip with the reason otherwise).

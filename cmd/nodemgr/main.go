@@ -1,0 +1,37 @@
+// Command nodemgr manages this node and the cluster it belongs to, beside
+// svcmgr (services) and svcmon (status): it writes and checks cluster.conf
+// and the secret, validates the cluster config and acts on the node as a
+// whole. Its subcommands live in files of their own, each registering
+// itself in root.go's subcommands from its init().
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd := newRootCmd()
+	cmd.SetArgs(os.Args[1:])
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return
+	}
+	var exit *exitError
+	if !errors.As(err, &exit) {
+		fmt.Fprintln(os.Stderr, "nodemgr: "+err.Error())
+	}
+	os.Exit(1)
+}
+
+// exitError ends nodemgr with status 1 after its output already said why
+// (a check that found differences, a validation that found errors).
+type exitError struct{ err error }
+
+func (e *exitError) Error() string { return e.err.Error() }
