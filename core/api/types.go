@@ -37,6 +37,9 @@ type NodeStatus struct {
 	Services map[string]*cluster.ServiceInstance `json:"services"`
 	// HB says what each heartbeat sees of the node (peers only).
 	HB map[string]*cluster.HBSeen `json:"hb,omitempty"`
+	// ClusterConf is the node's cluster.conf checksum (cluster.ConfSum),
+	// as it publishes it; "" for a peer never heard.
+	ClusterConf string `json:"cluster_conf,omitempty"`
 }
 
 // ActionRequest asks for an action on a service.

@@ -37,6 +37,9 @@ type Dataset struct {
 	// service configs from: a dataset carries versions and checksums,
 	// never the files.
 	Sync []string `json:"sync,omitempty"`
+	// ClusterConf is the ConfSum of the node's cluster.conf: `nodemgr
+	// cluster check` compares every node's.
+	ClusterConf string `json:"cluster_conf,omitempty"`
 }
 
 // validate refuses what no daemon publishes and the readers cannot take:

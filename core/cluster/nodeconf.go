@@ -66,6 +66,8 @@ type NodeConfig struct {
 	// than the fencer (fence_priority_delay): in a two-node split, the
 	// side running the services fences first and wins.
 	PriorityFenceDelay time.Duration
+	// Sum is the file's ConfSum, published in the dataset.
+	Sum string
 }
 
 // HeartbeatConfig is one [hb#n] section.
@@ -152,7 +154,7 @@ func LoadNodeConfig(path string, kw PluginKeywords) (*NodeConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &NodeConfig{Path: path, Stonith: map[string]StonithConfig{}}
+	c := &NodeConfig{Path: path, Stonith: map[string]StonithConfig{}, Sum: ConfSum(f)}
 	var errs config.Errors
 	fail := func(line int, sec, key, format string, args ...any) {
 		errs = append(errs, &config.Error{File: path, Line: line, Section: sec, Keyword: key, Msg: fmt.Sprintf(format, args...), Err: config.ErrInvalidValue})

@@ -190,7 +190,7 @@ func (d *Daemon) dataset() *cluster.Dataset {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	sees := node.Sees(d.view.Snapshot().Peers)
-	ds := &cluster.Dataset{Node: d.node.Local, State: d.state, Services: map[string]*cluster.ServiceInstance{}, Sync: d.syncAddrs, Sees: sees}
+	ds := &cluster.Dataset{Node: d.node.Local, State: d.state, Services: map[string]*cluster.ServiceInstance{}, Sync: d.syncAddrs, Sees: sees, ClusterConf: d.node.Sum}
 	for name, s := range d.svcs {
 		ds.Services[name] = d.instanceLocked(s)
 	}

@@ -408,7 +408,7 @@ func (d *Daemon) Status(context.Context) *api.ClusterStatus {
 	defer d.mu.Unlock()
 	st := &api.ClusterStatus{Cluster: d.node.Cluster, Local: d.node.Local, Nodes: d.node.Nodes,
 		Node: map[string]*api.NodeStatus{}, Rejects: snap.Rejects}
-	local := &api.NodeStatus{State: d.state, Since: d.started, Services: map[string]*cluster.ServiceInstance{}}
+	local := &api.NodeStatus{State: d.state, Since: d.started, Services: map[string]*cluster.ServiceInstance{}, ClusterConf: d.node.Sum}
 	for name, s := range d.svcs {
 		local.Services[name] = d.instanceLocked(s)
 	}
@@ -416,6 +416,7 @@ func (d *Daemon) Status(context.Context) *api.ClusterStatus {
 	for name, p := range snap.Peers {
 		ns := &api.NodeStatus{State: p.State, Since: p.Since, HB: p.HB, Services: map[string]*cluster.ServiceInstance{}}
 		if p.Dataset != nil {
+			ns.ClusterConf = p.Dataset.ClusterConf
 			for svc, inst := range p.Dataset.Services {
 				ns.Services[svc] = inst
 			}
