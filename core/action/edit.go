@@ -56,6 +56,9 @@ func (e *Engine) SetKeywords(ctx context.Context, path string, kv []string) ([]b
 		if strings.ContainsAny(value, "\n\r") {
 			return nil, fmt.Errorf("%q: a value is one line", a)
 		}
+		if err := config.CheckValue(strings.TrimSpace(value)); err != nil {
+			return nil, fmt.Errorf("%q: %w", a, err)
+		}
 		f.Set(section, key, strings.TrimSpace(value))
 	}
 	out := f.Bytes()

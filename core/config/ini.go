@@ -40,16 +40,21 @@ type Entry struct {
 	Line  int
 
 	pre    []string // blank and comment lines above the entry
-	raw    []string // the lines as read; nil once Set changed the value
-	indent string   // leading whitespace of the key line
+	raw     []string // the lines as read; nil once Set changed the value
+	indent  string   // leading whitespace of the key line
+	comment string   // the key line's end-of-line comment, kept by Set
 }
 
 // ParseINI parses data, read from path (used in messages only). The
-// dialect is configparser's with '=' as the only delimiter and without
-// inline comments (run_args values may contain '#' or ';'): a line whose
+// dialect is configparser's with '=' as the only delimiter: a line whose
 // first non-blank character is '#' or ';' is a comment, a line indented
 // deeper than the key line above it continues that key's value, and a
-// blank or comment line ends a value. Keys are case-insensitive; section
+// blank or comment line ends a value. A '#' or ';' after a space or a tab
+// starts an end-of-line comment, on a header, key or continuation line,
+// unless it is inside single or double quotes (see InlineComment): so
+// `nodes = n1 n2   # placement order` is "n1 n2", while
+// `run_args = -e TAG=a#b`, `-e X=a;b` and `sh -c "a ; b"` keep their '#'
+// and ';'. Keys are case-insensitive; section
 // names are not. A duplicate section or key is an error, and so is a file
 // over MaxFileSize (ErrTooLarge). On error the result is nil and the
 // error is Errors, listing every problem.
@@ -104,12 +109,16 @@ func parseINI(path string, data []byte) (*File, Errors) {
 	for i, line := range lines {
 		n := i + 1
 		text := strings.TrimSuffix(line, "\r")
-		trimmed := strings.TrimSpace(text)
-		if trimmed == "" || trimmed[0] == '#' || trimmed[0] == ';' {
+		if trimmed := strings.TrimSpace(text); trimmed == "" || trimmed[0] == '#' || trimmed[0] == ';' {
 			pending = append(pending, line)
 			endValue()
 			continue
 		}
+		comment := ""
+		if i := InlineComment(text); i >= 0 {
+			text, comment = text[:i], text[i:]
+		}
+		trimmed := strings.TrimSpace(text)
 		indentStr := text[:len(text)-len(strings.TrimLeft(text, " \t"))]
 		indent := len(indentStr)
 
@@ -162,7 +171,7 @@ func parseINI(path string, data []byte) (*File, Errors) {
 			fail(n, "", key, "keyword outside any section; put a [DEFAULT] or [<driver>#<n>] header above it")
 			continue
 		}
-		e := &Entry{Key: key, Value: value, Line: n, pre: pending, raw: []string{line}, indent: indentStr}
+		e := &Entry{Key: key, Value: value, Line: n, pre: pending, raw: []string{line}, indent: indentStr, comment: comment}
 		pending = nil
 		cur, curIndent = e, indent
 		if value != "" {
@@ -206,9 +215,10 @@ func (s *Section) Entry(key string) *Entry {
 // Set sets key in section to value, adding the section (DEFAULT first,
 // others last) or the key (after the section's last key) when absent.
 // Lines of a multi-line value are trimmed and blank ones dropped, as
-// parsing would. Set does not validate (a key with '=' or a value line
-// starting with '#' cannot be written back as such): parse Bytes() with
-// Parse before writing it anywhere.
+// parsing would; the key line's end-of-line comment stays. Set does not
+// validate (a key with '=', or a value CheckValue refuses, cannot be
+// written back as such): parse Bytes() with Parse before writing it
+// anywhere.
 func (f *File) Set(section, key, value string) {
 	key = strings.ToLower(strings.TrimSpace(key))
 	var parts []string
@@ -273,11 +283,14 @@ func (f *File) Bytes() []byte {
 				continue
 			}
 			vals := strings.Split(e.Value, "\n")
-			if vals[0] == "" {
-				lines = append(lines, e.indent+e.Key+" =")
-			} else {
-				lines = append(lines, e.indent+e.Key+" = "+vals[0])
+			first := e.indent + e.Key + " ="
+			if vals[0] != "" {
+				first += " " + vals[0]
 			}
+			if e.comment != "" {
+				first += " " + strings.TrimLeft(e.comment, " \t")
+			}
+			lines = append(lines, first)
 			for _, v := range vals[1:] {
 				lines = append(lines, e.indent+"    "+v)
 			}
@@ -292,4 +305,36 @@ func (f *File) Bytes() []byte {
 		out += "\n"
 	}
 	return []byte(out)
+}
+
+// InlineComment returns the index in line of the '#' or ';' that starts
+// its end-of-line comment, or -1: the first one preceded by a space or a
+// tab and outside quotes ('...' or "...", as a shell would read them, so
+// command lines keep theirs). A line whose first non-blank character is
+// '#' or ';' is a comment line, which ParseINI tells apart before this.
+func InlineComment(line string) int {
+	var quote byte
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case (c == '#' || c == ';') && i > 0 && (line[i-1] == ' ' || line[i-1] == '\t'):
+			return i
+		}
+	}
+	return -1
+}
+
+// CheckValue says whether v, written as a keyword's value, reads back as
+// itself: a '#' or ';' after a blank (or first) would start a comment.
+func CheckValue(v string) error {
+	if i := InlineComment(" " + v); i >= 0 {
+		return fmt.Errorf("%q would be read as %q and a comment: a '#' or ';' after a blank starts one; quote that part or drop the blank", v, strings.TrimSpace(v[:i-1]))
+	}
+	return nil
 }

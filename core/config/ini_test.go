@@ -16,7 +16,7 @@ func TestParseINI_ReadsSectionsEntriesAndLines(t *testing.T) {
 		"; another comment\n" +
 		"\n" +
 		"[container#1]\n" +
-		"run_args = -v /a:/b  -e X=1 # not a comment\n" +
+		"run_args = -v /a:/b  -e X=1 # an end-of-line comment\n" +
 		"    -p 5000:5000\n" +
 		"\t--rm\n" +
 		"type=docker\n" +
@@ -38,7 +38,7 @@ func TestParseINI_ReadsSectionsEntriesAndLines(t *testing.T) {
 	}{
 		{"DEFAULT", 2, []kv{{"nodes", "a b", 3}}},
 		{"container#1", 6, []kv{
-			{"run_args", "-v /a:/b  -e X=1 # not a comment\n-p 5000:5000\n--rm", 7},
+			{"run_args", "-v /a:/b  -e X=1\n-p 5000:5000\n--rm", 7},
 			{"type", "docker", 10},
 			{"empty", "", 11},
 		}},
