@@ -39,7 +39,7 @@ type Entry struct {
 	Value string
 	Line  int
 
-	pre    []string // blank and comment lines above the entry
+	pre     []string // blank and comment lines above the entry
 	raw     []string // the lines as read; nil once Set changed the value
 	indent  string   // leading whitespace of the key line
 	comment string   // the key line's end-of-line comment, kept by Set
