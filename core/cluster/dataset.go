@@ -33,6 +33,12 @@ type Dataset struct {
 	// Sees lists the peers this node hears (ready or joining): a peer
 	// counts another on its side only when each sees the other.
 	Sees []string `json:"sees,omitempty"`
+	// Frozen: the operator froze this node (nodemgr freeze, drain): its
+	// services are left as they are and it takes none.
+	Frozen bool `json:"frozen,omitempty"`
+	// ClusterFreeze is the operator's cluster-wide freeze as this node
+	// knows it (Value "frozen" or ""); the newest version wins.
+	ClusterFreeze Expectation `json:"cluster_freeze"`
 	// Sync lists the addresses (host:port) peers fetch this node's
 	// service configs from: a dataset carries versions and checksums,
 	// never the files.
@@ -73,6 +79,9 @@ type ServiceInstance struct {
 	// Expect is the operator's cluster-wide wish for the service, as this
 	// node knows it; the newest version wins.
 	Expect Expectation `json:"expect"`
+	// Restarts counts the monitor's restarts in place of each resource
+	// since it was last up for a while (rid -> count).
+	Restarts map[string]int `json:"restarts,omitempty"`
 }
 
 // Expectation is what operator actions ask of a service cluster-wide.
@@ -87,6 +96,9 @@ type Expectation struct {
 	// set) breaks a tie.
 	Version int64  `json:"version,omitempty"`
 	By      string `json:"by,omitempty"`
+	// Clear names the node whose failed and start-failed marks the
+	// operator cleared with this version ("*": every node).
+	Clear string `json:"clear,omitempty"`
 }
 
 // Newer reports whether e supersedes o.

@@ -66,6 +66,14 @@ type NodeConfig struct {
 	// than the fencer (fence_priority_delay): in a two-node split, the
 	// side running the services fences first and wins.
 	PriorityFenceDelay time.Duration
+	// FenceLevels lists each node's fencing methods in the order they are
+	// tried (fence levels, opsconf.go); Stonith holds the first.
+	FenceLevels map[string][]StonithConfig
+	// FenceCheckInterval is how often every fencing method's status is
+	// asked (fence_check_interval; 0: never).
+	FenceCheckInterval time.Duration
+	// Alerts are the [alert#n] sections.
+	Alerts []AlertConfig
 	// Sum is the file's ConfSum, published in the dataset.
 	Sum string
 }
@@ -87,6 +95,9 @@ type StonithConfig struct {
 	// this long first (a static tie-breaker, as pcmk_delay_base).
 	Delay    time.Duration
 	Keywords map[string]string
+	// Name is the section's name; Level orders a node's methods (1 first).
+	Name  string
+	Level int
 }
 
 // Key derives a 32-byte key for one use ("hb#1", "envelope") from the
@@ -121,6 +132,7 @@ var clusterKeywords = []config.Keyword{
 	{Name: "ready_period", Type: config.Duration, Default: "5s", Help: "longest a starting daemon waits for silent peers"},
 	{Name: "split_action", Default: "none", Candidates: []string{"none", "stop"}, Help: "what a partition side without quorum does with its services"},
 	{Name: "fence_priority_delay", Type: config.Duration, Default: "5s", Help: "how long a fence of a node running more services than the fencer waits, so that in a split the side running the services wins (a node its BMC reports off is confirmed at once)"},
+	fenceCheckKeyword,
 }
 
 var arbitratorKeywords = []config.Keyword{
@@ -136,6 +148,7 @@ var hbKeywords = []config.Keyword{
 var stonithKeywords = []config.Keyword{
 	{Name: "type", Required: true, Help: "the fencing type: ipmi, fence_agent, ..."},
 	{Name: "fence_delay", Type: config.Duration, Default: "0s", Help: "every fence of this node waits this long first: a static tie-breaker between the two sides of a split"},
+	stonithNodeKeyword, stonithLevelKeyword,
 }
 
 // PluginKeywords gives the keywords a plugin declares for a type
@@ -177,6 +190,7 @@ func LoadNodeConfig(path string, kw PluginKeywords) (*NodeConfig, error) {
 			c.ReadyPeriod, _ = value.ParseDuration(vals["ready_period"])
 			c.SplitAction = vals["split_action"]
 			c.PriorityFenceDelay, _ = value.ParseDuration(vals["fence_priority_delay"])
+			c.FenceCheckInterval, _ = value.ParseDuration(vals["fence_check_interval"])
 			if s := vals["secret"]; s != "" {
 				if c.secret, err = hex.DecodeString(s); err != nil || len(c.secret) < 16 {
 					fail(sec.Line, sec.Name, "secret", "give at least 16 bytes as hex (e.g. openssl rand -hex 32)")
@@ -197,6 +211,8 @@ func LoadNodeConfig(path string, kw PluginKeywords) (*NodeConfig, error) {
 			c.heartbeat(path, sec, kw, &errs)
 		case prefix == "stonith" && suffix != "":
 			c.stonith(path, sec, suffix, kw, &errs)
+		case prefix == "alert" && suffix != "":
+			c.alert(path, sec, &errs)
 		case prefix == "arbitrator" && suffix != "":
 			vals, e := config.CheckSection(path, sec, arbitratorKeywords)
 			errs = append(errs, e...)
@@ -210,7 +226,7 @@ func LoadNodeConfig(path string, kw PluginKeywords) (*NodeConfig, error) {
 			}
 		default:
 			errs = append(errs, &config.Error{File: path, Line: sec.Line, Section: sec.Name, Err: config.ErrUnknownSection,
-				Msg: "expected [cluster], [hb#<n>], [stonith#<node>] or [arbitrator#<n>]"})
+				Msg: "expected [cluster], [hb#<n>], [stonith#<node>], [alert#<n>] or [arbitrator#<n>]"})
 		}
 	}
 	if clusterSec == nil {
@@ -226,7 +242,7 @@ func LoadNodeConfig(path string, kw PluginKeywords) (*NodeConfig, error) {
 	if len(c.Nodes) > 1 && len(c.secret) == 0 {
 		fail(clusterSec.Line, "cluster", "secret_file", "a cluster of several nodes needs a secret (secret_file = /etc/vigil/cluster.secret)")
 	}
-	for node := range c.Stonith {
+	for node := range c.FenceLevels {
 		if !slices.Contains(c.Nodes, node) {
 			fail(0, "stonith#"+node, "", "%s is not in the node list %v", node, c.Nodes)
 		}
@@ -296,7 +312,7 @@ func (c *NodeConfig) stonith(path string, sec *config.Section, node string, kw P
 	delete(vals, "type")
 	delete(vals, "fence_delay")
 	st.Keywords = vals
-	c.Stonith[node] = st
+	c.addStonith(path, sec, st, errs)
 }
 
 // ErrNoNodeConfig: there is no cluster.conf; the daemon runs alone.

@@ -112,7 +112,8 @@ func BuildView(in ViewInput) orchestrator.View {
 				heard = hb.LastBeat
 			}
 		}
-		v.Nodes[name] = orchestrator.Node{Name: name, State: NodeState(p.State), Fenced: in.Fenced[name], Stonith: st, FenceDelay: delay, HeardAt: heard}
+		frozen := p.Dataset != nil && (p.Dataset.Frozen || p.Dataset.ClusterFreeze.Value == "frozen")
+		v.Nodes[name] = orchestrator.Node{Name: name, State: NodeState(p.State), Fenced: in.Fenced[name], Stonith: st, FenceDelay: delay, HeardAt: heard, Frozen: frozen}
 	}
 	for _, s := range in.Services {
 		svc := orchestrator.Service{
