@@ -3,8 +3,10 @@ package main
 import (
 	"os"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-ha/vigil/core/plugin"
 	"github.com/vigil-ha/vigil/core/version"
 )
 
@@ -36,6 +38,8 @@ func newRootCmd() *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.String("config-dir", envOr("VIGIL_CONFIG_DIR", "/etc/vigil"), "cluster.conf, the secret and service configs (env VIGIL_CONFIG_DIR)")
 	pf.String("run-dir", envOr("VIGIL_RUN_DIR", "/var/run/vigil"), "runtime directory holding vigild's socket (env VIGIL_RUN_DIR)")
+	pf.String("plugin-dir", envOr("VIGIL_PLUGIN_DIR", plugin.DefaultDir()), "plugin directory (env VIGIL_PLUGIN_DIR)")
+	pf.Bool("debug", false, "log debug lines, plugins' included, on stderr")
 	for _, newCmd := range subcommands {
 		root.AddCommand(newCmd())
 	}
@@ -52,4 +56,18 @@ func configDir(cmd *cobra.Command) string {
 func runDir(cmd *cobra.Command) string {
 	v, _ := cmd.Flags().GetString("run-dir")
 	return v
+}
+
+// pluginHost starts the plugin host of --plugin-dir: the heartbeat and
+// stonith plugins declare the keywords cluster.conf's sections take, and
+// answer fencing status calls. The caller closes it.
+func pluginHost(cmd *cobra.Command) *plugin.Host {
+	dir, _ := cmd.Flags().GetString("plugin-dir")
+	debug, _ := cmd.Flags().GetBool("debug")
+	level := hclog.Warn
+	if debug {
+		level = hclog.Debug
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "nodemgr", Level: level, Output: cmd.ErrOrStderr()})
+	return plugin.New(plugin.Config{Dir: dir, Logger: log})
 }
