@@ -186,6 +186,7 @@ func (s *Server) routes() http.Handler {
 			}
 		}
 	})
+	s.opsRoutes(mux)
 	return mux
 }
 
