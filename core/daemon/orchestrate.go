@@ -135,6 +135,8 @@ func (d *Daemon) orchestratorView(now time.Time) orchestrator.View {
 	since := maps.Clone(d.orch.since)
 	d.orch.mu.Unlock()
 	in.Quorum = d.quorum(len(node.Side(d.node.Local, snap.Peers)))
+	in.SelfStopWait = node.SelfStopWait(len(d.node.Nodes), len(d.node.Arbitrators),
+		d.longest(cluster.DefaultTimeout, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Timeout }))
 
 	d.mu.Lock()
 	for name, s := range d.svcs {

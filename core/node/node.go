@@ -53,7 +53,22 @@ type ViewInput struct {
 	PriorityFenceDelay time.Duration
 	Order              []string
 	Resumed            bool
-	Services           []Service
+	// SelfStopWait: orchestrator.View.SelfStopWait.
+	SelfStopWait time.Duration
+	Services     []Service
+}
+
+// SelfStopWait is orchestrator.View.SelfStopWait for a cluster of nodes
+// nodes and arbitrators arbitrators whose longest heartbeat timeout is
+// timeout: three timeouts (for the lost node to judge this side lost, for
+// this side's last report that still saw it, and for its stop) where
+// quorum is a majority; none for two nodes without an arbitrator, which
+// both keep quorum in a split.
+func SelfStopWait(nodes, arbitrators int, timeout time.Duration) time.Duration {
+	if nodes < 3 && arbitrators == 0 {
+		return 0
+	}
+	return 3 * timeout
 }
 
 // NodeState maps a cluster view's node state to the orchestrator's.
@@ -101,7 +116,7 @@ func Sees(peers map[string]*cluster.Peer) []string {
 func BuildView(in ViewInput) orchestrator.View {
 	v := orchestrator.View{Local: in.Local, Now: in.Now, Nodes: map[string]orchestrator.Node{},
 		Quorum: in.Quorum, ReadyWindow: in.ReadyWindow, PriorityFenceDelay: in.PriorityFenceDelay,
-		Order: in.Order, Resumed: in.Resumed}
+		Order: in.Order, Resumed: in.Resumed, SelfStopWait: in.SelfStopWait}
 	_, st := in.Stonith[in.Local]
 	v.Nodes[in.Local] = orchestrator.Node{Name: in.Local, State: NodeState(in.LocalState), Frozen: in.Frozen, Stonith: st, FenceDelay: in.Stonith[in.Local]}
 	for name, p := range in.Peers {

@@ -145,6 +145,9 @@ type Disabled struct {
 	// StaleReport: trust a lost node's last report that it did not run
 	// the service.
 	StaleReport bool
+	// SelfStopWait: take over from a lost node that cannot be fenced as
+	// soon as it is lost.
+	SelfStopWait bool
 }
 
 // Expectation is the operator's cluster-wide wish for a service.
@@ -196,8 +199,18 @@ type View struct {
 	// Resumed: this daemon went unheard for longer than the heartbeat
 	// timeout (frozen, stalled) and has heard the cluster again since: it
 	// stops what a peer took over meanwhile.
-	Resumed  bool
-	Services []Service
+	Resumed bool
+	// SelfStopWait, when non-zero, is how long a lost node that cannot be
+	// fenced is given, from when it was last heard, to find it lost its
+	// quorum and stop what it runs (split_action = stop) before this side
+	// starts its services: the longest heartbeat timeout for it to judge
+	// this side lost, as much again for this side's last report that saw
+	// it, and its stop. The daemon sets it where quorum is a majority
+	// (three nodes or more, or arbitrators); two nodes without an
+	// arbitrator both keep quorum in a split, and waiting would change
+	// nothing.
+	SelfStopWait time.Duration
+	Services     []Service
 	// Off switches guards off (the simulation only).
 	Off Disabled
 }
@@ -362,7 +375,30 @@ func Admit(v View, s Service) error {
 			return fmt.Errorf("node %s is lost and not fenced yet: it may have started %s since its last report; refusing to start it here", l, s.Name)
 		}
 	}
+	if n, left := awaitingSelfStop(v, s, sv); left > 0 {
+		return fmt.Errorf("node %s is lost and cannot be fenced: it may still run %s until it finds it lost quorum and stops it; refusing to start it here for %s more",
+			n, s.Name, left.Round(100*time.Millisecond))
+	}
 	return nil
+}
+
+// awaitingSelfStop returns a lost node of the service that cannot be
+// fenced and has not yet had the time to stop what it runs on its own
+// (View.SelfStopWait), with the time it still has.
+func awaitingSelfStop(v View, s Service, sv survey) (string, time.Duration) {
+	if v.SelfStopWait <= 0 || v.Off.SelfStopWait {
+		return "", 0
+	}
+	for _, n := range append(slices.Clone(sv.owners), sv.lost...) {
+		node := v.Nodes[n]
+		if node.Fenced || (s.Stonith && node.Stonith) {
+			continue // off, or fenced before a start instead
+		}
+		if left := v.SelfStopWait - v.Now.Sub(node.HeardAt); left > 0 {
+			return n, left
+		}
+	}
+	return "", 0
 }
 
 func decideService(v View, local Node, s Service) []Action {
@@ -464,6 +500,11 @@ func decideService(v View, local Node, s Service) []Action {
 		if mustFence(v, s, l) {
 			return fence(v, s.Name, l, "%s is lost and may have started it since its last report: fence before starting", l)
 		}
+	}
+	// A lost node that cannot be fenced stops what it runs when it finds
+	// it lost quorum (split_action = stop): give it the time to.
+	if n, _ := awaitingSelfStop(v, s, sv); n != "" {
+		return nil
 	}
 	if mine.State != Ready {
 		reason := "placement leader"

@@ -225,3 +225,47 @@ func TestDecide_InterruptedActionIsActiveAndStopped(t *testing.T) {
 		{name: "an interrupted instance on a frozen service is left alone", view: base(expect(ExpectFrozen), inst("n1", Interrupted, status.Down))},
 	})
 }
+
+func TestDecide_UnfenceableLostPeerIsGivenTimeToStop(t *testing.T) {
+	const wait = 6 * time.Second
+	// n2's view of a two-node service with stonith = false, in a
+	// cluster whose quorum is a majority (an arbitrator): n1 is lost,
+	// last heard ago.
+	lost := func(ago time.Duration, mods ...mod) View {
+		return twoNodes(append([]mod{local("n2"), nodeState("n1", NodeLost), svc(func(s *Service) { s.Stonith = false }),
+			func(v *View) {
+				v.SelfStopWait = wait
+				nd := v.Nodes["n1"]
+				nd.HeardAt = t0.Add(-ago)
+				v.Nodes["n1"] = nd
+			}}, mods...)...)
+	}
+	runCases(t, []decideCase{
+		{name: "waits before taking over from a lost owner it cannot fence", view: lost(time.Second, running("n1"))},
+		{name: "takes over once the lost owner has had the time to lose quorum and stop", view: lost(wait+time.Second, running("n1")), want: []string{"claim", "start"}},
+		{name: "waits before starting beside a lost idle node it cannot fence", view: lost(time.Second)},
+		{name: "starts once the lost idle node has had the time to stop", view: lost(wait + time.Second), want: []string{"claim", "start"}},
+		{name: "a claim past its window does not start while the lost node may still run it", view: lost(time.Second, claimed("n2", time.Hour))},
+		{name: "a node without fencing in a stonith service waits too", view: lost(time.Second, running("n1"), svc(func(s *Service) { s.Stonith = true }), noStonith("n1"))},
+		{name: "a fenceable lost owner is fenced, not waited for", view: lost(time.Second, running("n1"), svc(func(s *Service) { s.Stonith = true })), want: []string{"fence n1"}},
+		{name: "without a majority quorum (two nodes, no arbitrator) the takeover is at once", view: lost(time.Second, running("n1"), func(v *View) { v.SelfStopWait = 0 }), want: []string{"claim", "start"}},
+	})
+}
+
+func TestAdmit_RefusesWhileAnUnfenceableLostPeerMayStillRunIt(t *testing.T) {
+	v := twoNodes(local("n2"), nodeState("n1", NodeLost), running("n1"), svc(func(s *Service) { s.Stonith = false }),
+		func(v *View) {
+			v.SelfStopWait = 6 * time.Second
+			nd := v.Nodes["n1"]
+			nd.HeardAt = t0.Add(-time.Second)
+			v.Nodes["n1"] = nd
+		})
+	err := Admit(v, v.Services[0])
+	if err == nil || !strings.Contains(err.Error(), "n1") {
+		t.Fatalf("Admit = %v, want a refusal naming n1", err)
+	}
+	v.Now = t0.Add(10 * time.Second)
+	if err := Admit(v, v.Services[0]); err != nil {
+		t.Fatalf("Admit after the wait = %v, want nil", err)
+	}
+}

@@ -94,6 +94,13 @@ func orchestratorView(d *daemon, now time.Time) orchestrator.View {
 	in.Fenced = maps.Clone(d.fenced)
 	in.Resumed = d.resumed
 	in.Quorum = hasQuorum(len(nc.Nodes), len(nc.Arbitrators), len(node.Side(nc.Local, snap.Peers)), arbitratorVotesNow(d))
+	longest := cluster.DefaultTimeout
+	for i, hb := range nc.Heartbeats {
+		if i == 0 || hb.Timeout > longest {
+			longest = hb.Timeout
+		}
+	}
+	in.SelfStopWait = node.SelfStopWait(len(nc.Nodes), len(nc.Arbitrators), longest)
 	for _, s := range d.svcs {
 		in.Services = append(in.Services, node.Service{Name: s.conf.name, Keywords: s.conf.keywords, State: s.persist.State,
 			Expect: s.persist.Expect, Status: s.status, Evaluated: !s.statusAt.IsZero(), Since: d.since[s.conf.name]})

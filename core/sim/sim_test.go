@@ -21,7 +21,7 @@ var (
 	flagFirst = flag.Uint64("first", 1, "the first seed TestSim runs")
 	flagBeats = flag.Bool("beats", false, "with -seed: a trace line per heartbeat taken")
 	flagMax   = flag.Int("guard-seeds", 5000, "most seeds a guard test runs before giving up")
-	flagOff   = flag.String("off", "", "guards to switch off (comma-separated: fence,unheard,undef,arbitrator), for -seed and TestSim")
+	flagOff   = flag.String("off", "", "guards to switch off (comma-separated: fence,unheard,undef,selfstop,arbitrator), for -seed and TestSim")
 	flagNodes = flag.Int("nodes", 0, "force the node count (2 or 3)")
 	flagNoFen = flag.Bool("nostonith", false, "force a cluster without fencing")
 	flagArb   = flag.Bool("arbitrator", false, "force an arbitrator")
@@ -90,10 +90,12 @@ func flagOptions(t *testing.T) Options {
 			o.Off.UnheardPeer = true
 		case "undef":
 			o.Off.UndefIsActive = true
+		case "selfstop":
+			o.Off.SelfStopWait = true
 		case "arbitrator":
 			o.AnySideArbitrator = true
 		default:
-			t.Fatalf("-off=%s: unknown guard %q (fence, unheard, undef, arbitrator)", *flagOff, g)
+			t.Fatalf("-off=%s: unknown guard %q (fence, unheard, undef, selfstop, arbitrator)", *flagOff, g)
 		}
 	}
 	return o
@@ -111,6 +113,9 @@ func replayFlags(o Options) string {
 	}
 	if off.UndefIsActive {
 		gs = append(gs, "undef")
+	}
+	if off.SelfStopWait {
+		gs = append(gs, "selfstop")
 	}
 	if o.AnySideArbitrator {
 		gs = append(gs, "arbitrator")
@@ -216,6 +221,12 @@ func TestSim_FindsViolationWithoutUnheardPeerRule(t *testing.T) {
 
 func TestSim_FindsViolationWithoutUndefIsActive(t *testing.T) {
 	guardTest(t, orchestrator.Disabled{UndefIsActive: true})
+}
+
+func TestSim_FindsViolationWithoutSelfStopWait(t *testing.T) {
+	// Without fencing, a lost node stops on its own when it finds it
+	// lost quorum: a taker that does not give it the time starts beside.
+	guardTestWith(t, Options{Nodes: 2, NoStonith: true, Arbitrator: true}, Options{Nodes: 2, NoStonith: true, Arbitrator: true, Off: orchestrator.Disabled{SelfStopWait: true}})
 }
 
 func TestSim_FindsViolationWithoutExclusiveArbitratorVote(t *testing.T) {
