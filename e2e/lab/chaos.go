@@ -283,12 +283,16 @@ func (c *chaosRun) setup() error {
 	if cl == nil {
 		return fmt.Errorf("%s's daemon does not answer", node)
 	}
-	// The registry's container monitored, as an HA deployment has it: a
-	// killed container is restarted in place (twice), then failed over;
-	// unmonitored, the service would stay in warn and never converge.
+	// The containers monitored, as an HA deployment has them: a killed
+	// container (or its private docker daemon) is restarted in place
+	// (twice), then failed over; unmonitored, a service would stay in
+	// warn and never converge, as its configuration asks.
 	sets := map[string][]string{
 		Registry: {"orchestrate=ha", "container#1.monitor=true", "container#1.restart=2"},
 		Busybox:  {"orchestrate=ha"},
+	}
+	for i := 1; i <= 7; i++ {
+		sets[Busybox] = append(sets[Busybox], fmt.Sprintf("container#%d.monitor=true", i), fmt.Sprintf("container#%d.restart=2", i))
 	}
 	for _, svc := range []string{Registry, Busybox} {
 		ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
@@ -312,7 +316,7 @@ func (c *chaosRun) setup() error {
 	if !ok {
 		return errors.New(why)
 	}
-	fmt.Fprintf(c.out, "chaos: lab %s ready in %s: services on %s, orchestrate = ha, the registry's container monitored\n", c.l.Name, time.Since(t0).Round(time.Millisecond), node)
+	fmt.Fprintf(c.out, "chaos: lab %s ready in %s: services on %s, orchestrate = ha, the containers monitored\n", c.l.Name, time.Since(t0).Round(time.Millisecond), node)
 	return nil
 }
 
