@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-ha/vigil/cmd/internal/cli"
 	"github.com/vigil-ha/vigil/core/action"
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/config"
@@ -43,7 +44,11 @@ func (o *options) serviceStatus(ctx context.Context) (status.Service, error) {
 				return inst.Status, nil
 			}
 		}
-		return status.Service{}, fmt.Errorf("vigild knows no service %s (config in %s?)", o.service, o.configDir)
+		// Not loaded by vigild yet (written since its last scan), or
+		// no such file: evaluated here, or the one unknown-service error.
+		if _, err := action.FindService(o.configDir, o.service); err != nil {
+			return status.Service{}, err
+		}
 	}
 	e := o.env(nil)
 	defer e.close()
@@ -58,7 +63,7 @@ func newSetCmd(o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "set KEY=VALUE...",
 		Short: "Change keywords of the service's config (orchestrate=ha, fs#1.mnt_opt=ro); validated, then propagated to its nodes",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  cli.MinimumArgs(1, "KEY=VALUE (e.g. orchestrate=ha or fs#1.mnt_opt=ro)"),
 		RunE: func(cmd *cobra.Command, kv []string) error {
 			ctx := cmd.Context()
 			if o.service == "" {
@@ -90,7 +95,7 @@ func newGetCmd(o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "get KEY",
 		Short: "Print a keyword of the service's config (orchestrate, fs#1.mnt_opt)",
-		Args:  cobra.ExactArgs(1),
+		Args:  cli.ExactArgs(1, "one KEY (e.g. orchestrate or fs#1.mnt_opt)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := action.FindService(o.configDir, o.service)
 			if err != nil {

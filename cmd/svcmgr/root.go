@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-ha/vigil/cmd/internal/cli"
 	"github.com/vigil-ha/vigil/core/action"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/plugin"
@@ -54,11 +55,11 @@ func newRootCmd() *cobra.Command {
 		return names, cobra.ShellCompDirectiveNoFileComp
 	})
 	root.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
-	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if o.format != "text" && o.format != "json" {
 			return fmt.Errorf("--format %q: use text or json", o.format)
 		}
-		return nil
+		return checkRoot(cmd)
 	}
 	root.AddCommand(
 		newActionCmd(o, "start", "Start the service's resources in order"),
@@ -76,6 +77,7 @@ func newRootCmd() *cobra.Command {
 		newOrchestrateCmd(o, "freeze", "Leave the service alone cluster-wide: no orchestration until thawed"),
 		newOrchestrateCmd(o, "thaw", "Let the orchestrators act on the service again"),
 	)
+	cli.Setup(root)
 	return root
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-ha/vigil/cmd/internal/cli"
 	"github.com/vigil-ha/vigil/cmd/internal/view"
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/cluster"
@@ -80,6 +81,7 @@ func newRootCmd() *cobra.Command {
 		}
 		return knownServices(cs), cobra.ShellCompDirectiveNoFileComp
 	})
+	cli.Setup(root)
 	return root
 }
 
@@ -113,6 +115,9 @@ func (o *options) run(ctx context.Context, out, errOut io.Writer) error {
 func (o *options) dial() (*api.Client, error) {
 	socket := filepath.Join(o.runDir, api.SocketName)
 	c, err := api.Dial(socket)
+	if errors.Is(err, api.ErrNotRoot) {
+		return nil, fmt.Errorf("svcmon: %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w on %s: start vigild, or use svcmgr -s NAME print status", api.ErrNoDaemon, socket)
 	}

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -311,5 +313,43 @@ func TestSvcmon_WatchRefusesJSON(t *testing.T) {
 	err := svcmon(t.Context(), &out, &errOut, "--run-dir", t.TempDir(), "--watch", "--format", "json")
 	if err == nil || !strings.Contains(err.Error(), "drop --format json") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestNonRoot_SvcmonSaysRootIsNeeded: with vigild's run directory root's,
+// another user is told to use root, not to start a vigild that runs.
+func TestNonRoot_SvcmonSaysRootIsNeeded(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run svcmon as another user")
+	}
+	dir, err := os.MkdirTemp("", "vigil-svcmon-nonroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "svcmon")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build svcmon: %v\n%s", err, out)
+	}
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(dir, "run")
+	if err := os.Mkdir(run, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, api.SocketName), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "VIGIL_RUN_DIR=" + run}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "root's only: run this as root") || strings.Contains(string(out), "start vigild") {
+		t.Fatalf("svcmon as nobody: %v\n%s\nwant it to say root is needed", err, out)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-ha/vigil/cmd/internal/cli"
 	"github.com/vigil-ha/vigil/core/arbitrator"
 	"github.com/vigil-ha/vigil/core/config"
 )
@@ -59,6 +60,7 @@ file must be owned by root and readable by it alone (chmod 600).`,
 	f.DurationVar(&o.lease, "lease", arbitrator.DefaultLease, "how long a grant lasts; a side's failover waits up to this long for the vote")
 	f.StringVar(&o.level, "log-level", "info", "trace, debug, info, warn or error (debug shows every renewal)")
 	f.BoolVar(&o.json, "log-json", false, "log JSON lines")
+	cli.Setup(cmd)
 	if err := cmd.ExecuteContext(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "vigil-arbitrator: "+err.Error())
 		os.Exit(1)

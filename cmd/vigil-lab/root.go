@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-ha/vigil/cmd/internal/cli"
 	"github.com/vigil-ha/vigil/e2e/lab"
 )
 
@@ -92,6 +93,7 @@ func newRootCmd() *cobra.Command {
 			c.Flags().String("node", "", "node name")
 		}
 	}
+	cli.Setup(root)
 	return root
 }
 

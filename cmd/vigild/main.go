@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-ha/vigil/cmd/internal/cli"
 	"github.com/vigil-ha/vigil/core/daemon"
 	"github.com/vigil-ha/vigil/core/plugin"
 )
@@ -58,6 +59,7 @@ func main() {
 	f.StringVar(&cfg.PluginDir, "plugin-dir", envOr("VIGIL_PLUGIN_DIR", plugin.DefaultDir()), "plugin binaries (env VIGIL_PLUGIN_DIR)")
 	f.StringVar(&level, "log-level", envOr("VIGIL_LOG_LEVEL", "info"), "trace, debug, info, warn or error")
 	f.BoolVar(&jsonLogs, "log-json", false, "log JSON lines (for collectors; journald takes either)")
+	cli.Setup(cmd)
 	if err := cmd.ExecuteContext(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "vigild: "+err.Error())
 		os.Exit(1)

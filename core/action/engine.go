@@ -185,7 +185,7 @@ func FindService(dir, name string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("service %s: no %s.conf or %s.env in %s: %w", name, name, name, dir, ErrNoService)
+	return "", UnknownService(dir, name)
 }
 
 // ErrNoService: the service has no config file.

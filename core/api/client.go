@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -24,10 +25,15 @@ type Client struct {
 // Dial returns a client for the daemon on socket, or ErrNoDaemon when
 // none answers there.
 func Dial(socket string) (*Client, error) {
-	if _, err := os.Stat(socket); err != nil {
+	if _, err := os.Stat(socket); errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("%w: %s is root's", ErrNotRoot, socket)
+	} else if err != nil {
 		return nil, fmt.Errorf("%w on %s", ErrNoDaemon, socket)
 	}
 	c, err := net.DialTimeout("unix", socket, time.Second)
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("%w: %s is root's", ErrNotRoot, socket)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w on %s: %v", ErrNoDaemon, socket, err)
 	}

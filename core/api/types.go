@@ -90,3 +90,6 @@ type Backend interface {
 
 // ErrNoDaemon: no daemon answers on the socket.
 var ErrNoDaemon = errors.New("no vigild answers")
+
+// ErrNotRoot: vigild's socket is root's and the caller is not root.
+var ErrNotRoot = errors.New("vigild's API is root's only: run this as root (sudo)")

@@ -11,7 +11,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -347,10 +346,24 @@ func (d *Daemon) serviceNames() []string {
 
 func (d *Daemon) lookup(name string) (*service, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	s, ok := d.svcs[name]
-	if !ok {
-		return nil, fmt.Errorf("service %s: %w in %s", name, action.ErrNoService, d.cfg.ConfigDir)
+	d.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	// A file written since the last scan is read now, not up to a scan
+	// interval later.
+	path, err := action.FindService(d.cfg.ConfigDir, name)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(path); err == nil {
+		d.loadService(context.Background(), name, path, fi.ModTime(), nil)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s, ok = d.svcs[name]; !ok {
+		return nil, action.UnknownService(d.cfg.ConfigDir, name)
 	}
 	return s, nil
 }
