@@ -551,8 +551,11 @@ type Driver interface {
 
 func (h *Host) pluginDir() string { return h.cfg.Dir }
 
-// DefaultDir is the directory of the running executable: plugins ship
-// next to svcmgr and vigild.
+// DefaultDir is where plugins are found by default: ../lib/vigil/plugins
+// from the running executable when it exists (the Debian package's
+// /usr/sbin/vigild and /usr/bin/svcmgr find /usr/lib/vigil/plugins, and
+// so does a copy unpacked anywhere), else the executable's own directory
+// (bin/ of a build, where plugins ship next to svcmgr and vigild).
 func DefaultDir() string {
 	exe, err := os.Executable()
 	if err != nil {
@@ -561,5 +564,9 @@ func DefaultDir() string {
 	if r, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = r
 	}
-	return filepath.Dir(exe)
+	dir := filepath.Dir(exe)
+	if fi, err := os.Stat(filepath.Join(dir, "..", "lib", "vigil", "plugins")); err == nil && fi.IsDir() {
+		return filepath.Clean(filepath.Join(dir, "..", "lib", "vigil", "plugins"))
+	}
+	return dir
 }
