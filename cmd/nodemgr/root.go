@@ -6,8 +6,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-ha/vigil/cmd/internal/cli"
 	"github.com/vigil-ha/vigil/core/plugin"
-	"github.com/vigil-ha/vigil/core/version"
 )
 
 // subcommands are nodemgr's top-level commands. Each file of this package
@@ -31,7 +31,6 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "nodemgr",
 		Short:         "Manage this node and its cluster: cluster.conf, the secret, checks across nodes",
-		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -43,6 +42,7 @@ func newRootCmd() *cobra.Command {
 	for _, newCmd := range subcommands {
 		root.AddCommand(newCmd())
 	}
+	cli.Setup(root)
 	return root
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-ha/vigil/cmd/internal/gendoc"
 	"github.com/vigil-ha/vigil/core/version"
 )
 
@@ -21,6 +22,9 @@ import (
 // printing the help and exiting 0. Call it once the tree is complete.
 func Setup(root *cobra.Command) {
 	root.Version = version.String()
+	// The hidden gen-docs: `make package` writes the man pages from the
+	// tree it ships.
+	root.AddCommand(gendoc.Command(root))
 	walk(root)
 }
 
