@@ -164,7 +164,7 @@ func (e *Engine) Parse(ctx context.Context, path string, data []byte) (*config.S
 			continue
 		}
 		for _, fe := range ferrs {
-			errs = append(errs, &config.Error{File: svc.Path, Line: r.Line, Section: r.RID, Keyword: fe.Keyword, Msg: fe.Message})
+			errs = append(errs, &config.Error{File: svc.Path, Line: r.LineOf(fe.Keyword), Section: r.RID, Keyword: fe.Keyword, Msg: fe.Message})
 		}
 	}
 	if len(errs) > 0 {

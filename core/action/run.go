@@ -67,6 +67,9 @@ func (e *Engine) Start(ctx context.Context, svc *config.Service, opts Options) e
 	if err := e.ensureDirs(svc.Name); err != nil {
 		return err
 	}
+	if err := e.serviceTriggers(ctx, svc, "start", "pre", opts); err != nil {
+		return err
+	}
 	var started []graph.Item
 	for _, w := range waves {
 		ok, failed := e.runWave(ctx, svc, "start", w, byRID, opts)
@@ -87,6 +90,7 @@ func (e *Engine) Start(ctx context.Context, svc *config.Service, opts Options) e
 		}
 		return failed
 	}
+	_ = e.serviceTriggers(ctx, svc, "start", "post", opts)
 	return nil
 }
 
@@ -105,11 +109,15 @@ func (e *Engine) Stop(ctx context.Context, svc *config.Service, opts Options) er
 	if err := e.ensureDirs(svc.Name); err != nil {
 		return err
 	}
+	if err := e.serviceTriggers(ctx, svc, "stop", "pre", opts); err != nil {
+		return err
+	}
 	for _, w := range waves {
 		if _, failed := e.runWave(ctx, svc, "stop", w, byRID, opts); failed != nil {
 			return failed
 		}
 	}
+	_ = e.serviceTriggers(ctx, svc, "stop", "post", opts)
 	return nil
 }
 
@@ -196,6 +204,9 @@ func (e *Engine) runOne(ctx context.Context, svc *config.Service, verb string, r
 	d, err := e.cfg.Plugins.Driver(ctx, r.Type)
 	var log []string
 	if err == nil {
+		err = e.runTriggers(ctx, svc, r.RID, r.Keywords, verb, "pre", opts)
+	}
+	if err == nil {
 		req := e.request(svc, r)
 		if verb == "start" {
 			log, err = d.Start(ctx, req)
@@ -215,6 +226,7 @@ func (e *Engine) runOne(ctx context.Context, svc *config.Service, verb string, r
 	}
 	e.progress(opts, step)
 	e.log.Info("resource "+verb, "svc", svc.Name, "rid", r.RID, "elapsed", step.Elapsed)
+	_ = e.runTriggers(ctx, svc, r.RID, r.Keywords, verb, "post", opts)
 	return nil
 }
 

@@ -111,6 +111,7 @@ func CoreSchema() *Schema {
 		Types:        map[string]*TypeSchema{},
 		serviceOwner: map[string]string{},
 	}
+	s.Service, s.Common = append(s.Service, triggerKeywords("the service's")...), append(s.Common, triggerKeywords("the resource's")...)
 	for _, list := range [][]Keyword{s.Service, s.Common, s.Subset} {
 		taken := map[string]string{}
 		for i := range list {
@@ -253,9 +254,9 @@ func normalizeKeyword(kw *Keyword, taken map[string]string) error {
 	kw.Aliases = slices.Clone(kw.Aliases)
 	kw.Candidates = slices.Clone(kw.Candidates)
 	switch kw.Type {
-	case String, Int, Bool, Duration, List, Size:
+	case String, Int, Bool, Duration, List, Size, Command:
 	default:
-		return fmt.Errorf("keyword %q: unknown type %q (string, int, bool, duration, list, size): %w",
+		return fmt.Errorf("keyword %q: unknown type %q (string, int, bool, duration, list, size, command): %w",
 			kw.Name, kw.Type, ErrSchemaKeyword)
 	}
 	for _, n := range kw.names() {

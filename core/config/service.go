@@ -42,6 +42,8 @@ type Resource struct {
 	Keywords map[string]string
 	Subset   string
 	Line     int
+	// KeywordLines maps the keywords the section sets to their lines.
+	KeywordLines map[string]int
 
 	Monitor, Optional, Disable, Standby bool
 	Restart                             int
@@ -337,6 +339,8 @@ func (l *loader) resource(sec *Section, prefix string) {
 		Subset:   strings.TrimSpace(vals["subset"]),
 		Line:     sec.Line,
 		Tags:     strings.Fields(vals["tags"]),
+
+		KeywordLines: entryLines(seen),
 	}
 	// Values were checked against their types above; a failed parse here
 	// only happens for a value already reported.

@@ -29,6 +29,8 @@ func checkValue(kw *Keyword, v string) error {
 		_, err = value.ParseDuration(v)
 	case Size:
 		_, err = value.ParseSize(v)
+	case Command:
+		err = checkCommand(v)
 	}
 	if err != nil || len(kw.Candidates) == 0 {
 		return err
