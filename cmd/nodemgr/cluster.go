@@ -51,7 +51,7 @@ func newClusterInitCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "init --name NAME --nodes \"N1 N2\"",
 		Short: "Write cluster.conf and a new cluster secret (root, 0400) on the first node, then validate them",
-		Long: `Write <config-dir>/cluster.conf and a new random cluster secret, then validate
+		Long: `Write CONFIG_DIR/cluster.conf and a new random cluster secret, then validate
 them with the plugins' keywords. The heartbeat and stonith sections come from
 --hb-net, --hb-disk and --ipmi, or are written as commented stubs to fill in.
 Bring the other nodes in with
@@ -69,7 +69,7 @@ and check with nodemgr cluster check once vigild runs on every node.`,
 	f.StringVar(&o.hbNet, "hb-net", "", "a network heartbeat: every node's address, \"N1=ADDR N2=ADDR\"")
 	f.IntVar(&o.hbPort, "hb-port", 10000, "the network heartbeat's UDP port")
 	f.StringVar(&o.hbDisk, "hb-disk", "", "a disk heartbeat on this shared device (the same path on every node: use /dev/disk/by-id/...)")
-	f.StringVar(&o.ipmi, "ipmi", "", "IPMI fencing: every node's BMC address, \"N1=BMC N2=BMC\" (password in <config-dir>/bmc-NODE.pass)")
+	f.StringVar(&o.ipmi, "ipmi", "", "IPMI fencing: every node's BMC address, \"N1=BMC N2=BMC\" (password in CONFIG_DIR/bmc-NODE.pass)")
 	f.StringVar(&o.ipmiUser, "ipmi-user", "vigil", "the BMC user of --ipmi (operator privilege is enough to power off)")
 	f.StringVar(&o.fenceDelayFirst, "fence-delay-first", "", "fence_delay of the first node's [stonith#] section (e.g. 5s): the first node wins a split where both sides run services")
 	f.BoolVar(&o.force, "force", false, "replace an existing cluster.conf and secret (a new secret: every node needs the new files)")

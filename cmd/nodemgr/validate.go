@@ -17,7 +17,7 @@ func init() { subcommands = append(subcommands, newValidateCmd) }
 func newValidateCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate [FILE]",
-		Short: "Check cluster.conf (default <config-dir>/cluster.conf) against the plugins' keywords; file:line errors, non-zero exit on any",
+		Short: "Check cluster.conf (default CONFIG_DIR/cluster.conf) against the plugins' keywords; file:line errors, non-zero exit on any",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := filepath.Join(configDir(cmd), "cluster.conf")
