@@ -3,6 +3,9 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -438,5 +441,80 @@ func TestSimple_SurvivesPluginCrashAndIsFoundByPidAndStartTime(t *testing.T) {
 	}
 	if p.alive() {
 		t.Error("the app still runs after Stop")
+	}
+}
+
+// nginxConf is an nginx configuration serving root on addr, with every
+// file it writes under dir.
+func nginxConf(dir, addr, root string) string {
+	return fmt.Sprintf(`user root;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	server { listen %[2]s; root %[3]s; }
+}
+`, dir, addr, root)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestOCF_NginxAgentServesAFile(t *testing.T) {
+	requireAgent(t, "heartbeat:nginx")
+	if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
+		t.Skip("needs nginx (make deps)")
+	}
+	dir := t.TempDir()
+	www := filepath.Join(dir, "www")
+	if err := os.MkdirAll(www, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte("served by nginx\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(nginxConf(dir, addr, www)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := resource(t, TypeOCF, map[string]string{"agent": "heartbeat:nginx", "params": "configfile=" + conf})
+	d := New(Config{})
+	ctx := testCtx(t, 3*time.Minute)
+	t.Cleanup(func() { _, _ = d.Stop(context.Background(), r) })
+	wantStatus(t, d, r, sdk.StatusDown)
+	if _, err := d.Start(ctx, r); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	wantStatus(t, d, r, sdk.StatusUp)
+	resp, err := http.Get("http://" + addr + "/index.html")
+	if err != nil {
+		t.Fatalf("GET: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "served by nginx\n" {
+		t.Errorf("GET = %q", body)
+	}
+	if _, err := d.Stop(ctx, r); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	wantStatus(t, d, r, sdk.StatusDown)
+	if _, err := http.Get("http://" + addr + "/"); err == nil {
+		t.Error("nginx still answers after Stop")
 	}
 }

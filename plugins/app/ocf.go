@@ -232,7 +232,11 @@ func (d *Driver) ocfEnv(s *ocfSpec, instance, action string, limit time.Duration
 func ocfInstance(r sdk.Resource) string { return r.Service.Name + "-" + fileBase(r.RID) }
 
 // ocfRun runs one action of the agent with its timeout: the resource's
-// own keyword, else the agent's meta-data, else 20 s.
+// own keyword, else the agent's meta-data, else 20 s. HA_RSCTMP, where
+// agents keep their state (Dummy's "running"), is the service's run
+// directory rather than the host's /run/resource-agents: cleared at boot
+// all the same, and private to the node when nodes share a host's /run
+// (the lab's).
 func (d *Driver) ocfRun(ctx context.Context, r sdk.Resource, s *ocfSpec, action, kw string) run {
 	limit := timeout(r, kw, s.md.actionTimeout(action))
 	if limit == 0 {
@@ -242,10 +246,12 @@ func (d *Driver) ocfRun(ctx context.Context, r sdk.Resource, s *ocfSpec, action,
 	if err != nil {
 		return run{code: -1, err: err}
 	}
-	if err := os.MkdirAll("/run/resource-agents", 0o755); err != nil { // HA_RSCTMP, where agents keep their state
+	rsctmp := filepath.Join(dir, "rsctmp")
+	if err := os.MkdirAll(rsctmp, 0o755); err != nil {
 		return run{code: -1, err: err}
 	}
-	return runCommand(ctx, []string{s.path, action}, "/", d.ocfEnv(s, ocfInstance(r), action, limit), nil, limit,
+	env := append(d.ocfEnv(s, ocfInstance(r), action, limit), "HA_RSCTMP="+rsctmp)
+	return runCommand(ctx, []string{s.path, action}, "/", env, nil, limit,
 		filepath.Join(dir, fileBase(r.RID)+"."+action+".out"))
 }
 
