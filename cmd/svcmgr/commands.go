@@ -53,6 +53,11 @@ func newActionCmd(o *options, verb, short string) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if verb == "start" {
+					if err := action.CheckNode(svc, o.localNode()); err != nil {
+						return err
+					}
+				}
 				unlock, err := e.engine.Lock(ctx, svc.Name, verb, o.wait)
 				if err != nil {
 					return err

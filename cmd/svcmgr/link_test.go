@@ -31,7 +31,7 @@ func TestServiceLink_ActsAsDashS(t *testing.T) {
 // non-zero exit.
 func TestCLI_BadArgumentsChangeNothing(t *testing.T) {
 	n := newNode(t)
-	n.writeService("web.conf", "[DEFAULT]\nnodes = n1\n")
+	n.writeService("web.conf", "[DEFAULT]\nnodes = "+hostname(t)+"\n")
 	for _, tc := range []struct {
 		args []string
 		want string

@@ -3,8 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vigil-ha/vigil/core/config"
 )
 
 // userCommands run as any user: they read files and plugins' declarations
@@ -27,4 +30,21 @@ func checkRoot(cmd *cobra.Command) error {
 		return nil
 	}
 	return fmt.Errorf("%s needs root (it reads and changes mounts, addresses and docker, and vigild's socket is root's): run it as root, e.g. sudo %s", cmd.CommandPath(), cmd.CommandPath())
+}
+
+// localNode is this node's name as vigild takes it: cluster.conf's node
+// keyword, else the hostname.
+func (o *options) localNode() string {
+	path := filepath.Join(o.configDir, "cluster.conf")
+	if data, err := os.ReadFile(path); err == nil {
+		if f, err := config.ParseINI(path, data); err == nil {
+			if sec := f.Section("cluster"); sec != nil {
+				if e := sec.Entry("node"); e != nil && e.Value != "" {
+					return e.Value
+				}
+			}
+		}
+	}
+	h, _ := os.Hostname()
+	return h
 }

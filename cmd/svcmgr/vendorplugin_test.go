@@ -98,7 +98,7 @@ func TestVendorPlugin_OutOfTreeTypeValidatesStartsAndStops(t *testing.T) {
 	}
 
 	marker := filepath.Join(t.TempDir(), "hello.out")
-	good := n.writeService("hello.conf", "[DEFAULT]\nnodes = n1\n\n[app#1]\ntype = hello\ngreeting = bonjour\npath = "+marker+"\n")
+	good := n.writeService("hello.conf", "[DEFAULT]\nnodes = "+hostname(t)+"\n\n[app#1]\ntype = hello\ngreeting = bonjour\npath = "+marker+"\n")
 	n.must("validate", good)
 
 	// The plugin's own keywords get the same errors as built-in ones.
@@ -108,7 +108,7 @@ func TestVendorPlugin_OutOfTreeTypeValidatesStartsAndStops(t *testing.T) {
 		t.Fatalf("typo not reported with line and suggestion: %v\n%s", err, errs)
 	}
 	// And the plugin's Validate runs.
-	boom := n.writeService("boom.conf", "[DEFAULT]\nnodes = n1\n\n[app#1]\ntype = hello\ngreeting = boom\npath = /x\n")
+	boom := n.writeService("boom.conf", "[DEFAULT]\nnodes = "+hostname(t)+"\n\n[app#1]\ntype = hello\ngreeting = boom\npath = /x\n")
 	if _, errs, err := n.svcmgr("validate", boom); err == nil || !strings.Contains(errs, "boom is not a greeting") {
 		t.Fatalf("plugin validation not reported: %v\n%s", err, errs)
 	}

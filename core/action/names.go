@@ -1,8 +1,12 @@
 package action
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/vigil-ha/vigil/core/config"
 )
 
 // UnknownService is the one error for a service name with no config file,
@@ -47,4 +51,19 @@ func distance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// ErrNotANode: the service's nodes do not list this node.
+var ErrNotANode = errors.New("this node is not one of the service's nodes")
+
+// CheckNode refuses to start svc on local when its nodes keyword does not
+// list it: nodes are the nodes that may run it (an empty list is this node
+// alone, as a service file without a cluster is).
+func CheckNode(svc *config.Service, local string) error {
+	nodes := strings.Fields(svc.Keywords["nodes"])
+	if len(nodes) == 0 || slices.Contains(nodes, local) {
+		return nil
+	}
+	return fmt.Errorf("service %s may run on %s only (its nodes), and this node is %s: start it there, or add %s to nodes (svcmgr -s %s set nodes=\"%s %s\"): %w",
+		svc.Name, strings.Join(nodes, ", "), local, local, svc.Name, strings.Join(nodes, " "), local, ErrNotANode)
 }

@@ -98,8 +98,11 @@ func CoreSchema() *Schema {
 		},
 		Common: []Keyword{
 			{Name: "monitor", Type: Bool, Default: "false", Help: "A down resource triggers restart, then monitor_action."},
-			{Name: "restart", Type: Int, Default: "0", Help: "Local restart attempts before monitor_action."},
-			{Name: "restart_delay", Type: Duration, Default: "0", Help: "Delay between restart attempts."},
+			// Restarted in place before monitor_action, as Pacemaker restarts
+			// a failed resource where it is before moving it: one crash of a
+			// container must not leave a single-node service down for good.
+			{Name: "restart", Type: Int, Default: "3", Help: "Local restart attempts before monitor_action (0: none)."},
+			{Name: "restart_delay", Type: Duration, Default: "2s", Help: "Delay between restart attempts."},
 			{Name: "optional", Type: Bool, Default: "false", Help: "Failures do not fail the action nor count in avail."},
 			{Name: "disable", Type: Bool, Default: "false", Help: "Ignore the resource."},
 			{Name: "standby", Type: Bool, Default: "false", Help: "Keep the resource up on standby nodes too."},

@@ -157,7 +157,7 @@ func TestParse_RegistryKeywordsAndDefaults(t *testing.T) {
 			t.Errorf("common keyword %s missing from Keywords", k)
 		}
 	}
-	if c.Monitor || c.Optional || c.Disable || c.Standby || c.Restart != 0 || c.RestartDelay != 0 || len(c.Tags) != 0 {
+	if c.Monitor || c.Optional || c.Disable || c.Standby || c.Restart != 3 || c.RestartDelay != 2*time.Second || len(c.Tags) != 0 {
 		t.Errorf("common fields not at their defaults: %+v", c)
 	}
 	if fs1 := svc.Resource("fs#1"); fs1.Keywords["type"] != "ext4" || fs1.Type != "fs" {

@@ -70,6 +70,21 @@ type Service struct {
 	Resources []Resource `json:"resources"`
 	// Frozen is true when the orchestrator must leave the service alone.
 	Frozen bool `json:"frozen"`
+	// State is the instance's state as vigild keeps it (started, start
+	// failed, failed, ...); empty when no daemon evaluated it.
+	State string `json:"state,omitempty"`
+	// Reason says why State is a failure (the failed action's error, the
+	// monitor's verdict), and what clears it; empty otherwise.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Failed reports whether State is a failure an operator must look at.
+func (s Service) Failed() bool {
+	switch s.State {
+	case "start failed", "stop failed", "failed":
+		return true
+	}
+	return false
 }
 
 // Group returns the status of group, n/a when it is not set.

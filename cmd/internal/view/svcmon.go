@@ -97,8 +97,28 @@ func WriteMonitor(w io.Writer, rows []MonitorRow) error {
 	add("avail", "status", 10, func(r MonitorRow) string { return r.Status.Avail.String() })
 	add("overall", "status", 10, func(r MonitorRow) string { return r.Status.Overall.String() })
 	add("", "frozen", 0, func(r MonitorRow) string { return pyBool(r.Frozen) })
-	_, err := io.WriteString(w, t.String())
+	out := t.String()
+	var failed []string
+	for _, r := range rows {
+		if r.Status.Failed() {
+			failed = append(failed, failedLine(r.Service, "", r.Status))
+		}
+	}
+	if len(failed) > 0 {
+		out += "\nfailed:\n" + strings.Join(failed, "\n") + "\n"
+	}
+	_, err := io.WriteString(w, out)
 	return err
+}
+
+// failedLine is one entry of the failed list under svcmon's tables, as
+// pcs status lists failed actions: where, the state and why.
+func failedLine(svc, node string, st status.Service) string {
+	where := svc
+	if node != "" {
+		where += " on " + node
+	}
+	return fmt.Sprintf("  %s: %s: %s", where, st.State, st.Reason)
 }
 
 // WriteClusterMonitor writes every node's view of the services side by
@@ -167,7 +187,7 @@ func WriteClusterMonitor(w io.Writer, cs *api.ClusterStatus, o MonitorOptions) e
 		c.gap = 1
 		blocks[i] = block{c, t.column("overall", 0), t.column("frozen", 0)}
 	}
-	var warnings []string
+	var warnings, failed []string
 	for _, s := range services {
 		typ, instances, upOn := "", map[string]status.Status{}, []string(nil)
 		for i, n := range nodes {
@@ -185,6 +205,9 @@ func WriteClusterMonitor(w io.Writer, cs *api.ClusterStatus, o MonitorOptions) e
 			bl.avail.cells = append(bl.avail.cells, inst.Status.Avail.String())
 			bl.overall.cells = append(bl.overall.cells, inst.Status.Overall.String())
 			bl.frozen.cells = append(bl.frozen.cells, pyBool(inst.Frozen))
+			if inst.Status.Failed() {
+				failed = append(failed, failedLine(s, n, inst.Status))
+			}
 			if st := nodeState(cs, n); st == cluster.Lost || st == cluster.Unknown {
 				continue
 			}
@@ -216,6 +239,9 @@ func WriteClusterMonitor(w io.Writer, cs *api.ClusterStatus, o MonitorOptions) e
 		for _, l := range append(warnings, notes...) {
 			b.WriteString(l + "\n")
 		}
+	}
+	if len(failed) > 0 {
+		b.WriteString("\nfailed:\n" + strings.Join(failed, "\n") + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

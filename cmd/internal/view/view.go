@@ -79,6 +79,7 @@ func WriteTree(w io.Writer, s status.Service) error {
 	root := node{
 		name:   "overall",
 		status: s.Overall,
+		log:    stateLog(s),
 		children: []node{
 			{name: "avail", status: s.Avail, children: resourceNodes(avail)},
 			{name: status.GroupSync, status: s.Group(status.GroupSync), children: resourceNodes(sync)},
@@ -91,6 +92,16 @@ func WriteTree(w io.Writer, s status.Service) error {
 	writeNode(&b, root, "", "")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// stateLog is the overall line's reason when the instance is failed: the
+// state and why, so a down service says it is down because its start
+// failed.
+func stateLog(s status.Service) []string {
+	if !s.Failed() {
+		return nil
+	}
+	return []string{s.State + ": " + s.Reason}
 }
 
 // WriteJSON writes v as indented JSON followed by a newline.
