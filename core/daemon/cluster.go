@@ -194,12 +194,13 @@ func (d *Daemon) dataset() *cluster.Dataset {
 	for name, s := range d.svcs {
 		ds.Services[name] = d.instanceLocked(s)
 	}
+	ds.Frozen, ds.ClusterFreeze = d.publishedMaintenance()
 	return ds
 }
 
 func (d *Daemon) instanceLocked(s *service) *cluster.ServiceInstance {
 	inst := &cluster.ServiceInstance{Status: s.status, Frozen: s.persist.Expect.Value == "frozen", Config: s.version,
-		Updated: s.statusAt, State: s.persist.State, Expect: s.persist.Expect}
+		Updated: s.statusAt, State: s.persist.State, Expect: s.persist.Expect, Restarts: d.restartCounts(s.name)}
 	if s.conf != nil {
 		inst.Nodes = strings.Fields(s.conf.Keywords["nodes"])
 		inst.Type = s.conf.Keywords["service_type"]

@@ -70,7 +70,10 @@ type Daemon struct {
 	// syncAddrs are where peers fetch this node's configs from.
 	syncAddrs []string
 	metrics   *metrics
-	orch      *orch
+	// ops: maintenance, failure lifecycle, fencing operations, the
+	// journal, alerts and the flight recorder (ops.go).
+	ops  *ops
+	orch *orch
 	// wake asks the orchestrator to decide now.
 	wake chan struct{}
 	// arbitratorVotes are the arbitrators' votes this node holds.
@@ -138,6 +141,10 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.boot, d.rebooted = boot, rebooted
 	d.restoreSeen()
+	if d.ops, err = newOps(d); err != nil {
+		d.host.Close()
+		return nil, err
+	}
 	d.metrics = newMetrics(d)
 	for _, hb := range d.node.Heartbeats {
 		d.metrics.rejects.WithLabelValues(hb.Name) // shown at 0 from the start
@@ -229,6 +236,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	run(d.scanLoop)
 	run(d.orchestrateLoop)
 	run(d.arbitratorLoop)
+	run(d.opsLoop)
 	if d.node.Metrics != "" {
 		run(d.serveMetrics)
 	}
@@ -307,6 +315,7 @@ func (d *Daemon) emit(ev api.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
+	d.journalEvent(ev)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for ch := range d.subs {

@@ -31,7 +31,7 @@ const restartReset = time.Minute
 func (d *Daemon) monitor(ctx context.Context, name string, st status.Service) {
 	d.mu.Lock()
 	s := d.svcs[name]
-	if s == nil || s.conf == nil || s.persist.State != string(orchestrator.Started) || s.persist.Expect.Value != "" {
+	if s == nil || s.conf == nil || s.persist.State != string(orchestrator.Started) || s.persist.Expect.Value != "" || d.frozen() {
 		d.mu.Unlock()
 		return
 	}
@@ -62,6 +62,7 @@ func (d *Daemon) monitor(ctx context.Context, name string, st status.Service) {
 			}
 			if now.Sub(rs.upSince) >= restartReset {
 				rs.attempts = 0
+				d.noteRestart(name, r.RID, 0)
 			}
 			continue
 		}
@@ -69,6 +70,7 @@ func (d *Daemon) monitor(ctx context.Context, name string, st status.Service) {
 		if rs.attempts < r.Restart {
 			if now.Sub(rs.last) >= r.RestartDelay {
 				rs.attempts++
+				d.noteRestart(name, r.RID, rs.attempts)
 				rs.last = now
 				restart = append(restart, r.RID)
 			}
@@ -138,6 +140,7 @@ func (d *Daemon) setExpect(name string, e cluster.Expectation) error {
 		return fmt.Errorf("service %s: %w", name, action.ErrNoService)
 	}
 	s.persist.Expect = e
+	d.clearFailureLocked(s, e)
 	if e.Value == "" {
 		switch s.persist.State {
 		case string(orchestrator.StartFailed), string(orchestrator.Failed):

@@ -135,6 +135,7 @@ func (d *Daemon) orchestratorView(now time.Time) orchestrator.View {
 	since := maps.Clone(d.orch.since)
 	d.orch.mu.Unlock()
 	in.Quorum = d.quorum(len(node.Side(d.node.Local, snap.Peers)))
+	in.Frozen = d.frozen()
 	in.SelfStopWait = node.SelfStopWait(len(d.node.Nodes), len(d.node.Arbitrators),
 		d.longest(cluster.DefaultTimeout, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Timeout }))
 
@@ -191,6 +192,7 @@ func (d *Daemon) execute(ctx context.Context, a orchestrator.Action) {
 		d.fence(ctx, a.Node, a.Delay)
 	case orchestrator.Claim:
 		log.Info("claiming the start", "reason", a.Reason)
+		d.flightClaim(a.Service, a.Reason)
 		d.warnUnfenced(a)
 		d.setState(a.Service, orchestrator.Ready)
 	case orchestrator.Release:
@@ -291,7 +293,11 @@ func (d *Daemon) fence(ctx context.Context, target string, delay time.Duration) 
 			d.emit(api.Event{Kind: "fence", Node: target, Message: "fenced"})
 		}
 		backoff := 500 * time.Millisecond
+		d.flightFenceAsked(target)
 		for attempt := 1; ; attempt++ {
+			if d.operatorConfirmed(target) {
+				return
+			}
 			if !due() {
 				log.Info("node is heard again: fencing called off")
 				return
@@ -320,7 +326,7 @@ func (d *Daemon) fence(ctx context.Context, target string, delay time.Duration) 
 			}
 			var lines []string
 			if err == nil {
-				lines, err = fencer.Fence(ctx, target, cfg.Keywords)
+				lines, err = d.fenceLevels(ctx, target)
 			}
 			if err == nil {
 				confirmed(begin, lines)
@@ -359,7 +365,9 @@ func (d *Daemon) runAction(ctx context.Context, name, verb string, rids []string
 		return err
 	}
 	defer unlock()
+	begin := time.Now()
 	opts := action.Options{RIDs: rids, Progress: func(st action.Step) {
+		d.flightStep(st)
 		if line := action.FormatStep(st); line != "" {
 			progress(line)
 		}
@@ -396,7 +404,7 @@ func (d *Daemon) runAction(ctx context.Context, name, verb string, rids []string
 	} else {
 		d.log.Info("action done", "svc", name, "action", verb)
 	}
-	d.metrics.action(verb, err == nil)
+	d.metrics.action(verb, err == nil, time.Since(begin))
 	d.mu.Lock()
 	s.persist.LastAction, s.persist.LastResult, s.persist.LastAt = verb, result, time.Now()
 	p := s.persist
