@@ -90,7 +90,7 @@ func (d *Driver) Info() sdk.Info {
 			Keywords: []sdk.Keyword{
 				{Name: KwDev, Required: true, Help: "The shared block device (or a file on shared storage), the same on every node, e.g. /dev/mapper/hb. Its slots are overwritten: give it to the heartbeat alone."},
 				{Name: KwSlotSize, Type: sdk.TypeSize, Default: "1MiB", Help: "The size of each node's slot, a multiple of 4096; a slot holds a 512-byte header and the node's dataset. The same on every node."},
-				{Name: KwOffset, Type: sdk.TypeSize, Default: "0", Help: "Where slot 0 starts on the device, a multiple of 4096. The same on every node."},
+				{Name: KwOffset, Type: sdk.TypeSize, Default: "0", Help: "Where the heartbeat's label (written once by nodemgr hb-disk init) starts on the device, slot 0 4096 bytes after it; a multiple of 4096. The same on every node."},
 			},
 		}},
 	}
@@ -112,7 +112,8 @@ type spec struct {
 	aead cipher.AEAD
 }
 
-func (s spec) slotOffset(i int) int64 { return s.offset + int64(i)*s.slotSize }
+// slotOffset is where slot i starts: after the device's label (label.go).
+func (s spec) slotOffset(i int) int64 { return s.offset + labelSize + int64(i)*s.slotSize }
 
 // maxPayload is the largest dataset a slot holds: the room after the
 // header, less the tag.
@@ -202,8 +203,12 @@ func (d *Driver) Run(ctx context.Context, cfg sdk.HeartbeatConfig, datasets <-ch
 	}
 	if need := sp.slotOffset(len(sp.nodes)); dev.size < need {
 		dev.close()
-		return fmt.Errorf("%s: %s holds %d bytes; %d slots of %d bytes from offset %d need %d: use a larger device or a smaller %s",
+		return fmt.Errorf("%s: %s holds %d bytes; its label and %d slots of %d bytes from offset %d need %d: use a larger device or a smaller %s",
 			sp.name, sp.dev, dev.size, len(sp.nodes), sp.slotSize, sp.offset, need, KwSlotSize)
+	}
+	if err := checkLabel(dev, sp); err != nil {
+		dev.close()
+		return err
 	}
 	if !dev.direct {
 		log.Warn("the device refuses O_DIRECT (EINVAL); using buffered O_DSYNC I/O and dropping the page cache before each read, which another host's writes may still beat")

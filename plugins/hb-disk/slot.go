@@ -10,8 +10,9 @@ import (
 	"hash/crc32"
 )
 
-// The on-disk format. Slot i starts at offset + i*slot_size, i being the
-// node's index in cluster.conf's nodes list. Every integer is little-endian
+// The on-disk format. Slot i starts at offset + 4096 + i*slot_size (the
+// label, label.go, comes first), i being the node's index in
+// cluster.conf's nodes list. Every integer is little-endian
 // at a fixed offset, so a slot can be read by hand (xxd) when a cluster
 // misbehaves:
 //
