@@ -25,6 +25,7 @@ import (
 
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/e2e/lab"
+	hbdisk "github.com/vigil-ha/vigil/plugins/hb-disk"
 )
 
 var (
@@ -133,6 +134,10 @@ func New(t testing.TB, n int, interval, timeout time.Duration) *Lab {
 	base := t.TempDir()
 	l.HBDisk = filepath.Join(base, "hbdisk")
 	Sh(t, "truncate", "-s", "8M", l.HBDisk)
+	// Labelled once, as nodemgr hb-disk init does.
+	if _, err := hbdisk.InitDevice(hbdisk.InitOptions{Dev: l.HBDisk, Cluster: "c" + id}); err != nil {
+		t.Fatal(err)
+	}
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	for i := 1; i <= n; i++ {

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	hbdisk "github.com/vigil-ha/vigil/plugins/hb-disk"
 )
 
 // Config is what `vigil-lab up` takes.
@@ -248,6 +250,11 @@ func (l *Lab) buildDisks(ctx context.Context) error {
 	// the shared device's path in the node: `cut --link disk` can then
 	// shrink one node's view to nothing, open descriptors included.
 	hb := l.loop("hb").File
+	// Labelled once for this cluster, as an operator does with
+	// `nodemgr hb-disk init`: the plugin refuses an unlabelled device.
+	if _, err := hbdisk.InitDevice(hbdisk.InitOptions{Dev: hb, Cluster: l.Name}); err != nil {
+		return fmt.Errorf("label the heartbeat disk: %w", err)
+	}
 	for _, node := range l.NodeNames() {
 		l.Loops = append(l.Loops, Loop{Role: "hb-" + node, File: hb})
 		dev, err := output(ctx, "losetup", "--find", "--show", "--direct-io=on", hb)
