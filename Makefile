@@ -10,7 +10,7 @@ TEST_TIMEOUT ?= 20m
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X github.com/vigil-ha/vigil/core/version.Version=$(VERSION)
 
-.PHONY: all deps build test sim proto lint fuzz bench bench-failover chaos demo demo-single clean
+.PHONY: all deps build package test sim proto lint fuzz bench bench-failover chaos demo demo-single clean
 
 all: build
 
@@ -23,6 +23,15 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(foreach p,$(PLUGINS),./plugins/$(subst vigil-plugin-,,$(p))/cmd/$(p))
 	$(GO) build -o $(BIN)/ ./e2e/lab/regclient
 
+# Debian packages of what `make build` built, into dist/: vigil (vigild,
+# svcmgr, svcmon, nodemgr, vigil-arbitrator, the plugins, the unit, man
+# pages, completions) and vigil-lab. tools/package is a module of its own
+# (nfpm stays out of Vigil's dependencies).
+package: build
+	@mkdir -p dist
+	rm -f dist/vigil_*.deb dist/vigil-lab_*.deb
+	cd tools/package && $(GO) run . -bin $(BIN) -repo $(CURDIR) -out $(CURDIR)/dist -version $(VERSION)
+
 # The whole suite, as root (root-only tests skip with the reason otherwise).
 # VIGIL_BIN_DIR lets the integration tests use the binaries just built.
 # The lab suites (whole clusters of namespaces, docker daemons and BMCs on
@@ -31,9 +40,9 @@ build:
 # cmd/vigil-lab's include a short chaos run (10 faults, seed 1, the faults
 # the daemon is known to survive); `make chaos` is the long one.
 LAB_PKGS := ./e2e/... ./cmd/vigil-lab
-test: deps build
-	VIGIL_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e /e2e/ -e /cmd/vigil-lab)
-	VIGIL_BIN_DIR=$(BIN) $(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(LAB_PKGS)
+test: deps build package
+	VIGIL_BIN_DIR=$(BIN) VIGIL_DIST_DIR=$(CURDIR)/dist $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e /e2e/ -e /cmd/vigil-lab)
+	VIGIL_BIN_DIR=$(BIN) VIGIL_DIST_DIR=$(CURDIR)/dist $(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(LAB_PKGS)
 
 # The deterministic simulation of a cluster (core/sim) over SEEDS seeds;
 # `make test` runs its default 2000 as part of ./core/... . A failing seed
@@ -111,4 +120,4 @@ demo-single: deps build
 	@VIGIL_BIN_DIR=$(BIN) bash e2e/single-node/demo.sh
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
