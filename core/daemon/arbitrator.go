@@ -42,16 +42,6 @@ func (g *arbitratorGrants) count(now time.Duration, set []string) int {
 	return n
 }
 
-// hasQuorum is the quorum rule: two nodes without arbitrators always
-// orchestrate (fencing settles a split); otherwise a side needs a strict
-// majority of the votes, one per node and one per arbitrator.
-func hasQuorum(nodes, arbitrators, alive, votes int) bool {
-	if nodes < 3 && arbitrators == 0 {
-		return true
-	}
-	return 2*(alive+votes) > nodes+arbitrators
-}
-
 // aliveSet is this node's side (node.Side), the form an arbitrator is
 // asked with.
 func (d *Daemon) aliveSet() []string {

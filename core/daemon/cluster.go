@@ -55,38 +55,12 @@ func (d *Daemon) onHeartbeat(hb string, e hbEvent) {
 
 // publishInterval is the shortest heartbeat interval: datasets are sealed
 // afresh that often, so a replayed copy never passes for a live node.
-func (d *Daemon) publishInterval() time.Duration {
-	return d.shortest(cluster.DefaultInterval, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Interval })
-}
+func (d *Daemon) publishInterval() time.Duration { return node.TimingsOf(d.node.Heartbeats).Publish }
 
 // tickInterval is how often peers are judged: a twentieth of the shortest
 // heartbeat timeout (between 10 and 100 ms), so that the judgement adds
 // little to the timeout itself.
-func (d *Daemon) tickInterval() time.Duration {
-	to := d.shortest(cluster.DefaultTimeout, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Timeout })
-	return min(max(to/20, 10*time.Millisecond), 100*time.Millisecond)
-}
-
-// longest is the largest of a heartbeat setting, or def without any
-// heartbeat.
-func (d *Daemon) longest(def time.Duration, of func(cluster.HeartbeatConfig) time.Duration) time.Duration {
-	return d.pick(def, of, func(a, b time.Duration) bool { return a > b })
-}
-
-// shortest is the smallest of a heartbeat setting, or def without any
-// heartbeat.
-func (d *Daemon) shortest(def time.Duration, of func(cluster.HeartbeatConfig) time.Duration) time.Duration {
-	return d.pick(def, of, func(a, b time.Duration) bool { return a < b })
-}
-
-func (d *Daemon) pick(def time.Duration, of func(cluster.HeartbeatConfig) time.Duration, better func(a, b time.Duration) bool) time.Duration {
-	for i, hb := range d.node.Heartbeats {
-		if i == 0 || better(of(hb), def) {
-			def = of(hb)
-		}
-	}
-	return def
-}
+func (d *Daemon) tickInterval() time.Duration { return node.TimingsOf(d.node.Heartbeats).Tick }
 
 func (d *Daemon) publishLoop(ctx context.Context) {
 	if len(d.hbChans) == 0 {
@@ -141,9 +115,7 @@ func (d *Daemon) peerSyncLoop(ctx context.Context) {
 
 // heartbeatTimeout is the shortest heartbeat timeout: a daemon silent
 // longer than this may have been declared lost by its peers.
-func (d *Daemon) heartbeatTimeout() time.Duration {
-	return d.shortest(cluster.DefaultTimeout, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Timeout })
-}
+func (d *Daemon) heartbeatTimeout() time.Duration { return node.TimingsOf(d.node.Heartbeats).Timeout }
 
 // lastPublished is when this daemon last handed a dataset to its
 // heartbeats (zero before the first, or without heartbeats).
@@ -199,7 +171,7 @@ func (d *Daemon) dataset() *cluster.Dataset {
 }
 
 func (d *Daemon) instanceLocked(s *service) *cluster.ServiceInstance {
-	inst := &cluster.ServiceInstance{Status: s.status, Frozen: s.persist.Expect.Value == "frozen", Config: s.version,
+	inst := &cluster.ServiceInstance{Status: withState(s.status, s.name, s.persist), Frozen: s.persist.Expect.Value == "frozen", Config: s.version,
 		Updated: s.statusAt, State: s.persist.State, Expect: s.persist.Expect, Restarts: d.restartCounts(s.name)}
 	if s.conf != nil {
 		inst.Nodes = strings.Fields(s.conf.Keywords["nodes"])

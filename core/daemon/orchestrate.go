@@ -10,7 +10,6 @@ import (
 
 	"github.com/vigil-ha/vigil/core/action"
 	"github.com/vigil-ha/vigil/core/api"
-	"github.com/vigil-ha/vigil/core/cluster"
 	"github.com/vigil-ha/vigil/core/node"
 	"github.com/vigil-ha/vigil/core/orchestrator"
 	"github.com/vigil-ha/vigil/core/status"
@@ -50,8 +49,7 @@ func newOrch() *orch {
 // interval). It is waited only when another node could claim, so a
 // failover from a lost and fenced node does not wait it.
 func (d *Daemon) readyWindow() time.Duration {
-	longest := d.longest(cluster.DefaultInterval, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Interval })
-	return longest * 5 / 2
+	return node.TimingsOf(d.node.Heartbeats).ReadyWindow
 }
 
 func (d *Daemon) orchestrateLoop(ctx context.Context) {
@@ -136,8 +134,7 @@ func (d *Daemon) orchestratorView(now time.Time) orchestrator.View {
 	d.orch.mu.Unlock()
 	in.Quorum = d.quorum(len(node.Side(d.node.Local, snap.Peers)))
 	in.Frozen = d.frozen()
-	in.SelfStopWait = node.SelfStopWait(len(d.node.Nodes), len(d.node.Arbitrators),
-		d.longest(cluster.DefaultTimeout, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Timeout }))
+	in.SelfStopWait = node.SelfStopWait(len(d.node.Nodes), len(d.node.Arbitrators), node.TimingsOf(d.node.Heartbeats).LongestTimeout)
 
 	d.mu.Lock()
 	for name, s := range d.svcs {
@@ -466,7 +463,7 @@ func (d *Daemon) adoptExpectations(peer string) {
 // the votes (each node one, each arbitrator one while the vote it granted
 // this side is unexpired, judged now).
 func (d *Daemon) quorum(alive int) bool {
-	return hasQuorum(len(d.node.Nodes), len(d.node.Arbitrators), alive, d.arbitratorVotesNow())
+	return node.HasQuorum(len(d.node.Nodes), len(d.node.Arbitrators), alive, d.arbitratorVotesNow())
 }
 
 // arbitratorLoop asks each arbitrator for its vote every publish interval,

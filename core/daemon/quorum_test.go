@@ -17,34 +17,6 @@ import (
 	"github.com/vigil-ha/vigil/core/config"
 )
 
-func TestQuorum_MajorityOfVotesWithArbitrators(t *testing.T) {
-	for _, tc := range []struct {
-		name        string
-		nodes, arbs int
-		alive       int
-		votes       int
-		want        bool
-	}{
-		{"two nodes alone always orchestrate", 2, 0, 1, 0, true},
-		{"three nodes, two alive: majority", 3, 0, 2, 0, true},
-		{"three nodes, one alive: isolated minority", 3, 0, 1, 0, false},
-		{"four nodes split two-two: no majority", 4, 0, 2, 0, false},
-		{"four nodes split two-two, the arbitrator breaks the tie", 4, 1, 2, 1, true},
-		{"two nodes and an arbitrator: a lone node holding its vote has quorum", 2, 1, 1, 1, true},
-		{"two nodes and an arbitrator: a lone node without its vote has none", 2, 1, 1, 0, false},
-		{"two nodes and an arbitrator: both nodes together need no vote", 2, 1, 2, 0, true},
-		{"five nodes and two arbitrators split three-two: the three win alone", 5, 2, 3, 0, false},
-		{"five nodes and two arbitrators split three-two: the three with one vote", 5, 2, 3, 1, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := hasQuorum(tc.nodes, tc.arbs, tc.alive, tc.votes); got != tc.want {
-				t.Fatalf("hasQuorum(%d nodes, %d arbitrators, %d alive, %d votes) = %v, want %v",
-					tc.nodes, tc.arbs, tc.alive, tc.votes, got, tc.want)
-			}
-		})
-	}
-}
-
 // testDaemon is a daemon of a two-node cluster (a, b) plus arbitrators,
 // from a real cluster.conf, as much of it as quorum and the arbitrator
 // loop use; it has heard no peer, so its side is itself alone.

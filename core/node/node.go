@@ -62,10 +62,10 @@ type ViewInput struct {
 // nodes and arbitrators arbitrators whose longest heartbeat timeout is
 // timeout: three timeouts (for the lost node to judge this side lost, for
 // this side's last report that still saw it, and for its stop) where
-// quorum is a majority; none for two nodes without an arbitrator, which
-// both keep quorum in a split.
+// quorum is a majority; none where a node alone keeps quorum (two nodes
+// without an arbitrator, which both keep it in a split).
 func SelfStopWait(nodes, arbitrators int, timeout time.Duration) time.Duration {
-	if nodes < 3 && arbitrators == 0 {
+	if HasQuorum(nodes, arbitrators, 1, 0) {
 		return 0
 	}
 	return 3 * timeout

@@ -39,46 +39,13 @@ func loadPersisted(p persisted, rebooted bool) persisted {
 	return p
 }
 
-// shortest mirrors Daemon.shortest.
-func shortest(nc *cluster.NodeConfig, def time.Duration, of func(cluster.HeartbeatConfig) time.Duration) time.Duration {
-	for i, hb := range nc.Heartbeats {
-		if i == 0 || of(hb) < def {
-			def = of(hb)
-		}
-	}
-	return def
-}
-
 // publishInterval mirrors Daemon.publishInterval.
 func publishInterval(nc *cluster.NodeConfig) time.Duration {
-	return shortest(nc, cluster.DefaultInterval, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Interval })
+	return node.TimingsOf(nc.Heartbeats).Publish
 }
 
 // tickInterval mirrors Daemon.tickInterval.
-func tickInterval(nc *cluster.NodeConfig) time.Duration {
-	to := shortest(nc, cluster.DefaultTimeout, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Timeout })
-	return min(max(to/20, 10*time.Millisecond), 100*time.Millisecond)
-}
-
-// readyWindow mirrors Daemon.readyWindow: two and a half of the longest
-// heartbeat interval.
-func readyWindow(nc *cluster.NodeConfig) time.Duration {
-	longest := cluster.DefaultInterval
-	for i, hb := range nc.Heartbeats {
-		if i == 0 || hb.Interval > longest {
-			longest = hb.Interval
-		}
-	}
-	return longest * 5 / 2
-}
-
-// hasQuorum mirrors daemon.hasQuorum.
-func hasQuorum(nodes, arbitrators, alive, votes int) bool {
-	if nodes < 3 && arbitrators == 0 {
-		return true
-	}
-	return 2*(alive+votes) > nodes+arbitrators
-}
+func tickInterval(nc *cluster.NodeConfig) time.Duration { return node.TimingsOf(nc.Heartbeats).Tick }
 
 // orchestratorView mirrors Daemon.orchestratorView: core/node builds the
 // view from what the daemon knows.
@@ -86,21 +53,15 @@ func orchestratorView(d *daemon, now time.Time) orchestrator.View {
 	nc := d.n.nc
 	snap := d.view.Snapshot()
 	in := node.ViewInput{Local: nc.Local, Now: now, LocalState: d.state, Peers: snap.Peers,
-		Stonith: map[string]time.Duration{}, ReadyWindow: readyWindow(nc), PriorityFenceDelay: nc.PriorityFenceDelay,
+		Stonith: map[string]time.Duration{}, ReadyWindow: node.TimingsOf(nc.Heartbeats).ReadyWindow, PriorityFenceDelay: nc.PriorityFenceDelay,
 		Order: nc.Nodes}
 	for n, st := range nc.Stonith {
 		in.Stonith[n] = st.Delay
 	}
 	in.Fenced = maps.Clone(d.fenced)
 	in.Resumed = d.resumed
-	in.Quorum = hasQuorum(len(nc.Nodes), len(nc.Arbitrators), len(node.Side(nc.Local, snap.Peers)), arbitratorVotesNow(d))
-	longest := cluster.DefaultTimeout
-	for i, hb := range nc.Heartbeats {
-		if i == 0 || hb.Timeout > longest {
-			longest = hb.Timeout
-		}
-	}
-	in.SelfStopWait = node.SelfStopWait(len(nc.Nodes), len(nc.Arbitrators), longest)
+	in.Quorum = node.HasQuorum(len(nc.Nodes), len(nc.Arbitrators), len(node.Side(nc.Local, snap.Peers)), arbitratorVotesNow(d))
+	in.SelfStopWait = node.SelfStopWait(len(nc.Nodes), len(nc.Arbitrators), node.TimingsOf(nc.Heartbeats).LongestTimeout)
 	for _, s := range d.svcs {
 		in.Services = append(in.Services, node.Service{Name: s.conf.name, Keywords: s.conf.keywords, State: s.persist.State,
 			Expect: s.persist.Expect, Status: s.status, Evaluated: !s.statusAt.IsZero(), Since: d.since[s.conf.name]})
@@ -140,7 +101,7 @@ func rereading(d *daemon, now time.Time) bool {
 
 // heartbeatTimeout mirrors Daemon.heartbeatTimeout.
 func heartbeatTimeout(nc *cluster.NodeConfig) time.Duration {
-	return shortest(nc, cluster.DefaultTimeout, func(hb cluster.HeartbeatConfig) time.Duration { return hb.Timeout })
+	return node.TimingsOf(nc.Heartbeats).Timeout
 }
 
 // updateJoining mirrors Daemon.updateJoining; it reports whether the
