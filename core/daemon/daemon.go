@@ -358,6 +358,7 @@ func (d *Daemon) lookup(name string) (*service, error) {
 	s, ok := d.svcs[name]
 	d.mu.Unlock()
 	if ok {
+		d.rescan(s)
 		return s, nil
 	}
 	// A file written since the last scan is read now, not up to a scan

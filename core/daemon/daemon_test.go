@@ -105,7 +105,7 @@ func TestDaemon_ActionsStatusStateAndConfigSet(t *testing.T) {
 	os.MkdirAll(etc, 0o700)
 	marker := filepath.Join(base, "marker")
 	svcPath := filepath.Join(etc, "web.conf")
-	os.WriteFile(svcPath, []byte("[DEFAULT]\nnodes = n1\nstatus_schedule = 1s\n\n[app#1]\ntype = test\nfile = "+marker+"\n"), 0o600)
+	os.WriteFile(svcPath, []byte("[DEFAULT]\nnodes = "+hostName(t)+"\nstatus_schedule = 1s\n\n[app#1]\ntype = test\nfile = "+marker+"\n"), 0o600)
 	n := startDaemon(t, etc)
 	ctx := context.Background()
 
@@ -205,7 +205,7 @@ func TestDaemon_MonitorRestartsThenFailsOver(t *testing.T) {
 	etc := filepath.Join(base, "etc")
 	os.MkdirAll(etc, 0o700)
 	marker := filepath.Join(base, "marker")
-	os.WriteFile(filepath.Join(etc, "web.conf"), []byte("[DEFAULT]\nnodes = n1\nmonitor_schedule = 0.2s\n\n[app#1]\ntype = test\nfile = "+marker+"\nmonitor = true\nrestart = 1\n"), 0o600)
+	os.WriteFile(filepath.Join(etc, "web.conf"), []byte("[DEFAULT]\nnodes = "+hostName(t)+"\nmonitor_schedule = 0.2s\n\n[app#1]\ntype = test\nfile = "+marker+"\nmonitor = true\nrestart = 1\n"), 0o600)
 	n := startDaemon(t, etc)
 	ctx := context.Background()
 	if err := n.client.Action(ctx, "web", api.ActionRequest{Action: "start"}, func(string) {}); err != nil {

@@ -124,6 +124,7 @@ func (d *Daemon) monitor(ctx context.Context, name string, st status.Service) {
 			}
 		default: // failover
 			d.runAction(ctx, name, "stop", nil, func(string) {})
+			d.noteFailure(name, msg)
 			d.setState(name, orchestrator.Failed)
 		}
 	}()

@@ -384,6 +384,7 @@ func (d *Daemon) runAction(ctx context.Context, name, verb string, rids []string
 		d.setState(name, orchestrator.Started)
 		d.clearReachedTarget(name)
 	case verb == "start":
+		d.noteFailure(name, err.Error())
 		d.setState(name, orchestrator.StartFailed)
 	case err == nil && (before == orchestrator.StartFailed || before == orchestrator.Failed):
 		// Stopping what a failure left keeps the failure: the node stays
@@ -392,6 +393,7 @@ func (d *Daemon) runAction(ctx context.Context, name, verb string, rids []string
 	case err == nil:
 		d.setState(name, orchestrator.Stopped)
 	default:
+		d.noteFailure(name, err.Error())
 		d.setState(name, orchestrator.StopFailed)
 	}
 	result := "ok"

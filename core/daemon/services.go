@@ -63,6 +63,8 @@ type persisted struct {
 	LastAction    string    `json:"last_action,omitempty"`
 	LastResult    string    `json:"last_result,omitempty"`
 	LastAt        time.Time `json:"last_at,omitempty"`
+	// Reason is why State is a failure (see noteFailure).
+	Reason string `json:"reason,omitempty"`
 }
 
 func (d *Daemon) statePath(name string) string {
@@ -161,9 +163,13 @@ func (d *Daemon) loadService(ctx context.Context, name, path string, mtime time.
 		// forgets what ran.
 		if st := node.Recover(s.persist.State, d.rebooted); st != s.persist.State {
 			d.log.Info("instance state read back", "svc", name, "was", s.persist.State, "now", st, "host_rebooted", d.rebooted)
+			if st != "" && st != s.persist.State {
+				s.persist.Reason = fmt.Sprintf("%s was interrupted: vigild stopped meanwhile", s.persist.State)
+			}
 			s.persist.State = st
 		}
 		d.svcs[name] = s
+		d.sayFailure(s)
 	}
 	s.path, s.mtime = path, mtime
 	if err != nil {
@@ -438,8 +444,8 @@ func (d *Daemon) Action(ctx context.Context, name string, req api.ActionRequest,
 	d.mu.Lock()
 	conf, loadErr, expect, state := s.conf, s.loadErr, s.persist.Expect, d.state
 	d.mu.Unlock()
-	if conf == nil {
-		return fmt.Errorf("service %s does not validate: %v", name, loadErr)
+	if err := refuseInvalid(name, s.path, conf, loadErr, req.Action, progress); err != nil {
+		return err
 	}
 	nodes := strings.Fields(conf.Keywords["nodes"])
 	snap := d.view.Snapshot()
@@ -449,6 +455,9 @@ func (d *Daemon) Action(ctx context.Context, name string, req api.ActionRequest,
 	}
 	switch req.Action {
 	case "start":
+		if err := action.CheckNode(conf, d.node.Local); err != nil {
+			return err
+		}
 		if err := d.admit(name); err != nil {
 			return err
 		}
