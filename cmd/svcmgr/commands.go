@@ -101,9 +101,14 @@ func newPrintCmd(o *options) *cobra.Command {
 			if o.format == "json" {
 				return view.WriteJSON(cmd.OutOrStdout(), st)
 			}
-			return view.WriteTree(cmd.OutOrStdout(), st)
+			if err := view.WriteTree(cmd.OutOrStdout(), st); err != nil {
+				return err
+			}
+			o.printRestarts(cmd)
+			return nil
 		},
 	})
+	p.AddCommand(newPrintFailoversCmd(o))
 	return p
 }
 

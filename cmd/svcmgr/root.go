@@ -76,6 +76,7 @@ func newRootCmd() *cobra.Command {
 		newOrchestrateCmd(o, "giveback", "Move the service back to its first node (no automatic failback does it)"),
 		newOrchestrateCmd(o, "freeze", "Leave the service alone cluster-wide: no orchestration until thawed"),
 		newOrchestrateCmd(o, "thaw", "Let the orchestrators act on the service again"),
+		newClearCmd(o),
 	)
 	cli.Setup(root)
 	return root

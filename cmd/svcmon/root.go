@@ -63,6 +63,7 @@ func newRootCmd() *cobra.Command {
 			return o.run(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
+	root.AddCommand(newEventsCmd(o))
 	f := root.Flags()
 	f.StringVar(&o.runDir, "run-dir", envOr("VIGIL_RUN_DIR", "/var/run/vigil"), "runtime directory holding vigild's socket (env VIGIL_RUN_DIR)")
 	f.StringSliceVarP(&o.services, "service", "s", nil, "services to show, comma separated, in this order (default: all, by name)")
@@ -109,7 +110,10 @@ func (o *options) run(ctx context.Context, out, errOut io.Writer) error {
 	if o.format == "json" {
 		return view.WriteJSON(out, filter(cs, o.services))
 	}
-	return o.render(out, cs)
+	if err := o.render(out, cs); err != nil {
+		return err
+	}
+	return renderOps(ctx, c, out)
 }
 
 func (o *options) dial() (*api.Client, error) {
