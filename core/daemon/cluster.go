@@ -171,7 +171,7 @@ func (d *Daemon) dataset() *cluster.Dataset {
 }
 
 func (d *Daemon) instanceLocked(s *service) *cluster.ServiceInstance {
-	inst := &cluster.ServiceInstance{Status: s.status, Frozen: s.persist.Expect.Value == "frozen", Config: s.version,
+	inst := &cluster.ServiceInstance{Status: withState(s.status, s.name, s.persist), Frozen: s.persist.Expect.Value == "frozen", Config: s.version,
 		Updated: s.statusAt, State: s.persist.State, Expect: s.persist.Expect, Restarts: d.restartCounts(s.name)}
 	if s.conf != nil {
 		inst.Nodes = strings.Fields(s.conf.Keywords["nodes"])
