@@ -502,8 +502,29 @@ func (d *Daemon) noteQuorum(ctx context.Context, v orchestrator.View) {
 			inst.State != orchestrator.Starting && inst.State != orchestrator.Interrupted {
 			continue
 		}
+		// A stop that failed is tried again, but not at every tick.
+		if inst.State == orchestrator.StopFailed && !d.orch.due("splitstop/"+s.Name, splitStopRetry) {
+			continue
+		}
 		d.execute(ctx, orchestrator.Action{Kind: orchestrator.Stop, Service: s.Name, Reason: "quorum lost (split_action = stop)"})
 	}
+}
+
+// splitStopRetry is how often a failed stop of split_action = stop is
+// tried again.
+const splitStopRetry = 5 * time.Second
+
+// due reports whether key's last occasion is every or more ago, and if so
+// records now as its last.
+func (o *orch) due(key string, every time.Duration) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := time.Now()
+	if last, ok := o.lastWarn[key]; ok && now.Sub(last) < every {
+		return false
+	}
+	o.lastWarn[key] = now
+	return true
 }
 
 // poke makes the orchestrator decide at once instead of at its next tick.
