@@ -32,27 +32,32 @@ func newActionCmd(o *options, verb, short string) *cobra.Command {
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
 			begin := time.Now()
+			var steps []string
 			printLine := func(line string) {
-				if o.format == "text" && line != "" {
+				if line == "" {
+					return
+				}
+				steps = append(steps, line)
+				if o.format == "text" {
 					fmt.Fprintln(out, line)
 				}
 			}
 			name := o.service
-			if c := o.daemon(); c != nil {
-				// The daemon runs the action, under the same lock.
-				if name == "" {
-					return fmt.Errorf("no service given: use -s NAME")
+			err := func() error {
+				if c := o.daemon(); c != nil {
+					// The daemon runs the action, under the same lock.
+					if name == "" {
+						return fmt.Errorf("no service given: use -s NAME")
+					}
+					return c.Action(ctx, name, api.ActionRequest{Action: verb, RIDs: o.rids, Wait: o.wait}, printLine)
 				}
-				if err := c.Action(ctx, name, api.ActionRequest{Action: verb, RIDs: o.rids, Wait: o.wait}, printLine); err != nil {
-					return err
-				}
-			} else {
 				e := o.env(func(s action.Step) { printLine(action.FormatStep(s)) })
 				defer e.close()
 				svc, err := o.loadService(ctx, e)
 				if err != nil {
 					return err
 				}
+				name = svc.Name
 				if verb == "start" {
 					if err := action.CheckNode(svc, o.localNode()); err != nil {
 						return err
@@ -65,17 +70,15 @@ func newActionCmd(o *options, verb, short string) *cobra.Command {
 				defer unlock()
 				opts := action.Options{RIDs: o.rids}
 				if verb == "start" {
-					err = e.engine.Start(ctx, svc, opts)
-				} else {
-					err = e.engine.Stop(ctx, svc, opts)
+					return e.engine.Start(ctx, svc, opts)
 				}
-				if err != nil {
-					return err
-				}
-				name = svc.Name
-			}
+				return e.engine.Stop(ctx, svc, opts)
+			}()
 			if o.format == "json" {
-				return writeResult(out, name, verb)
+				return writeResult(out, name, verb, steps, err)
+			}
+			if err != nil {
+				return err
 			}
 			fmt.Fprintf(out, "%s: %s done in %s\n", name, verb, time.Since(begin).Round(time.Millisecond))
 			return nil
@@ -99,7 +102,7 @@ func newPrintCmd(o *options) *cobra.Command {
 				return err
 			}
 			if o.format == "json" {
-				return view.WriteJSON(cmd.OutOrStdout(), st)
+				return view.WriteJSON(cmd.OutOrStdout(), view.TreeOrder(st))
 			}
 			if err := view.WriteTree(cmd.OutOrStdout(), st); err != nil {
 				return err
@@ -276,8 +279,33 @@ func newPluginsCmd(o *options) *cobra.Command {
 	}
 }
 
-func writeResult(w io.Writer, svc, verb string) error {
-	return view.WriteJSON(w, map[string]any{"service": svc, "action": verb, "result": "ok"})
+// actionResult is what an action prints with --format json: the lines
+// the text output shows, as steps, and the error when it failed.
+type actionResult struct {
+	Service string   `json:"service"`
+	Action  string   `json:"action"`
+	Result  string   `json:"result"` // ok or error
+	Error   string   `json:"error,omitempty"`
+	Steps   []string `json:"steps"`
+}
+
+// writeResult writes an action's JSON result; a failed action exits 1
+// with its error in the JSON, not as text on stderr.
+func writeResult(w io.Writer, svc, verb string, steps []string, err error) error {
+	r := actionResult{Service: svc, Action: verb, Result: "ok", Steps: steps}
+	if r.Steps == nil {
+		r.Steps = []string{}
+	}
+	if err != nil {
+		r.Result, r.Error = "error", err.Error()
+	}
+	if werr := view.WriteJSON(w, r); werr != nil {
+		return werr
+	}
+	if err != nil {
+		return &exitError{err}
+	}
+	return nil
 }
 
 func fileExists(path string) bool {

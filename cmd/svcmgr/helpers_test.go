@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/vigil-ha/vigil/core/plugin/plugintest"
 )
 
 var (
@@ -133,6 +135,7 @@ func (n *node) must(args ...string) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	plugintest.Cleanup()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}

@@ -11,6 +11,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-ha/vigil/cmd/internal/view"
 )
 
 func main() {
@@ -27,7 +31,12 @@ func main() {
 		return
 	}
 	var exit *exitError
-	if !errors.As(err, &exit) {
+	switch {
+	case errors.As(err, &exit): // the output said why already
+	case jsonOutput(cmd):
+		// --format json: the error is JSON on stdout too, for scripts.
+		view.WriteJSON(os.Stdout, map[string]string{"error": err.Error()})
+	default:
 		fmt.Fprintln(os.Stderr, "svcmgr: "+err.Error())
 	}
 	os.Exit(1)
@@ -37,5 +46,11 @@ func main() {
 type exitError struct{ err error }
 
 func (e *exitError) Error() string { return e.err.Error() }
+
+// jsonOutput reports whether the command line asked for --format json.
+func jsonOutput(root *cobra.Command) bool {
+	f := root.PersistentFlags().Lookup("format")
+	return f != nil && f.Value.String() == "json"
+}
 
 func isGoTestBinary(name string) bool { return filepath.Ext(name) == ".test" }

@@ -27,16 +27,18 @@ func newOrchestrateCmd(o *options, verb, short string) *cobra.Command {
 				return fmt.Errorf("%s needs vigild (no daemon answers under %s): it acts cluster-wide", verb, o.runDir)
 			}
 			out := cmd.OutOrStdout()
+			var steps []string
 			err := cl.Action(cmd.Context(), o.service, api.ActionRequest{Action: verb, To: to, Wait: wait}, func(l string) {
+				steps = append(steps, l)
 				if o.format == "text" {
 					fmt.Fprintln(out, l)
 				}
 			})
+			if o.format == "json" {
+				return writeResult(out, o.service, verb, steps, err)
+			}
 			if err != nil {
 				return err
-			}
-			if o.format == "json" {
-				return writeResult(out, o.service, verb)
 			}
 			fmt.Fprintf(out, "%s: %s done\n", o.service, verb)
 			return nil

@@ -104,6 +104,32 @@ func stateLog(s status.Service) []string {
 	return []string{s.State + ": " + s.Reason}
 }
 
+// TreeOrder returns s with its resources in the order WriteTree draws
+// them (avail: containers, disks, filesystems, shares, apps, addresses;
+// then sync, then hb), so the JSON and the tree list them alike.
+func TreeOrder(s status.Service) status.Service {
+	rs := slices.Clone(s.Resources)
+	branch := func(r status.Resource) int {
+		switch r.Group {
+		case status.GroupSync:
+			return 1
+		case status.GroupHB:
+			return 2
+		}
+		return 0
+	}
+	slices.SortStableFunc(rs, func(a, b status.Resource) int {
+		return cmp.Or(
+			cmp.Compare(branch(a), branch(b)),
+			cmp.Compare(groupRank(a.Group), groupRank(b.Group)),
+			cmp.Compare(a.Group, b.Group),
+			graph.CompareRID(a.RID, b.RID),
+		)
+	})
+	s.Resources = rs
+	return s
+}
+
 // WriteJSON writes v as indented JSON followed by a newline.
 func WriteJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
