@@ -85,7 +85,11 @@ func newActionCmd(o *options, verb, short string) *cobra.Command {
 		},
 	}
 	c.Flags().StringSliceVar(&o.rids, "rid", nil, "act on these resources only (e.g. --rid fs#1,ip#1)")
-	c.Flags().BoolVar(&o.wait, "wait", false, "wait for another action on the service to end instead of failing")
+	// One meaning per flag: --wait-lock waits for the lock, --wait-up (on
+	// switch, takeover, giveback) for the service to be up.
+	c.Flags().BoolVar(&o.wait, "wait-lock", false, "wait for another action on the service to end instead of failing")
+	c.Flags().BoolVar(&o.wait, "wait", false, "")
+	c.Flags().MarkDeprecated("wait", "use --wait-lock (it waits for another action on the service to end)")
 	return c
 }
 

@@ -51,3 +51,16 @@ func TestCLI_BadArgumentsChangeNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitFlags_OneMeaningEach: start and stop wait for the lock
+// (--wait-lock), switch, takeover and giveback for the service to be up
+// (--wait-up); the old --wait is hidden from the help.
+func TestWaitFlags_OneMeaningEach(t *testing.T) {
+	n := newNode(t)
+	for verb, want := range map[string]string{"start": "--wait-lock", "stop": "--wait-lock", "switch": "--wait-up", "takeover": "--wait-up", "giveback": "--wait-up"} {
+		out := n.must(verb, "--help")
+		if !strings.Contains(out, want) || strings.Contains(out, "--wait ") {
+			t.Errorf("svcmgr %s --help:\n%s\nwant %s and no bare --wait", verb, out, want)
+		}
+	}
+}

@@ -49,7 +49,9 @@ func newOrchestrateCmd(o *options, verb, short string) *cobra.Command {
 		c.MarkFlagRequired("to")
 	}
 	if verb == "switch" || verb == "takeover" || verb == "giveback" {
-		c.Flags().BoolVar(&wait, "wait", false, "wait until the service is up on the target node")
+		c.Flags().BoolVar(&wait, "wait-up", false, "wait until the service is up on the target node")
+		c.Flags().BoolVar(&wait, "wait", false, "")
+		c.Flags().MarkDeprecated("wait", "use --wait-up (it waits until the service is up on the target node)")
 	}
 	return c
 }

@@ -48,7 +48,7 @@ func (e *Engine) Lock(ctx context.Context, name, what string, wait bool) (func()
 			if h == "" {
 				h = "unknown holder"
 			}
-			return nil, fmt.Errorf("service %s: %w (%s); retry later or pass --wait", name, ErrLocked, h)
+			return nil, fmt.Errorf("service %s: %w (%s); retry later or pass --wait-lock", name, ErrLocked, h)
 		}
 		select {
 		case <-ctx.Done():
