@@ -68,6 +68,7 @@ func newRootCmd() *cobra.Command {
 		newValidateCmd(o),
 		newDockerCmd(o),
 		newPluginsCmd(o),
+		newDocCmd(o),
 		newSetCmd(o),
 		newGetCmd(o),
 		newConfigCmd(o),

@@ -476,14 +476,14 @@ func (l *loader) unknownKeyword(key string, names []string, what string) string 
 				return fmt.Sprintf("unknown keyword; it is a %s keyword and belongs in its resource sections", t.Type)
 			}
 		}
-		return "unknown keyword for [DEFAULT]"
+		return "unknown keyword for [DEFAULT] (svcmgr doc service lists them)"
 	}
 	for _, kw := range l.schema.Service {
 		if slices.Contains(kw.names(), key) {
 			return "unknown keyword; it is a service keyword and belongs in [DEFAULT]"
 		}
 	}
-	return "unknown keyword for " + what
+	return "unknown keyword for " + what + " (svcmgr doc " + strings.Fields(what)[0] + " lists them)"
 }
 
 // has reports whether the type declares name as a keyword or alias.
