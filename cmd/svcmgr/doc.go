@@ -74,7 +74,6 @@ func newDocCmd(o *options) *cobra.Command {
 	return c
 }
 
-
 func typeNames(s *config.Schema) []string {
 	var names []string
 	for n := range s.Types {
