@@ -170,6 +170,9 @@ func LoadNodeConfig(path string, kw PluginKeywords) (*NodeConfig, error) {
 	c := &NodeConfig{Path: path, Stonith: map[string]StonithConfig{}, Sum: ConfSum(f)}
 	var errs config.Errors
 	fail := func(line int, sec, key, format string, args ...any) {
+		if s := f.Section(sec); s != nil {
+			line = keyLine(s, key) // the keyword's own line, not its section's
+		}
 		errs = append(errs, &config.Error{File: path, Line: line, Section: sec, Keyword: key, Msg: fmt.Sprintf(format, args...), Err: config.ErrInvalidValue})
 	}
 	var clusterSec *config.Section
@@ -275,11 +278,11 @@ func (c *NodeConfig) heartbeat(path string, sec *config.Section, kw PluginKeywor
 	hb.Interval, _ = value.ParseDuration(vals["interval"])
 	hb.Timeout, _ = value.ParseDuration(vals["timeout"])
 	if hb.Interval < MinInterval {
-		*errs = append(*errs, &config.Error{File: path, Line: sec.Line, Section: sec.Name, Keyword: "interval", Err: config.ErrInvalidValue,
+		*errs = append(*errs, &config.Error{File: path, Line: keyLine(sec, "interval"), Section: sec.Name, Keyword: "interval", Err: config.ErrInvalidValue,
 			Msg: fmt.Sprintf("%s is below the %s minimum", hb.Interval, MinInterval)})
 	}
 	if hb.Timeout < MinTimeout || hb.Timeout < 2*hb.Interval {
-		*errs = append(*errs, &config.Error{File: path, Line: sec.Line, Section: sec.Name, Keyword: "timeout", Err: config.ErrInvalidValue,
+		*errs = append(*errs, &config.Error{File: path, Line: keyLine(sec, "timeout"), Section: sec.Name, Keyword: "timeout", Err: config.ErrInvalidValue,
 			Msg: fmt.Sprintf("%s: use at least %s and twice the interval", hb.Timeout, MinTimeout)})
 	}
 	for _, k := range hbKeywords {
@@ -317,3 +320,12 @@ func (c *NodeConfig) stonith(path string, sec *config.Section, node string, kw P
 
 // ErrNoNodeConfig: there is no cluster.conf; the daemon runs alone.
 var ErrNoNodeConfig = errors.New("no cluster.conf")
+
+// keyLine is the line of key in sec, or the section's header line when it
+// is not set there (a default, or a missing keyword).
+func keyLine(sec *config.Section, key string) int {
+	if e := sec.Entry(key); e != nil && key != "" {
+		return e.Line
+	}
+	return sec.Line
+}
