@@ -59,6 +59,17 @@ func (e *Engine) SetKeywords(ctx context.Context, path string, kv []string) ([]b
 		if err := config.CheckValue(strings.TrimSpace(value)); err != nil {
 			return nil, fmt.Errorf("%q: %w", a, err)
 		}
+		// A section set would add is refused: validating it would cite
+		// lines past the end of the file on disk, and a resource is a
+		// set of keywords written together.
+		if section != config.DefaultSection && f.Section(section) == nil {
+			var names []string
+			for _, s := range f.Sections {
+				names = append(names, s.Name)
+			}
+			return nil, fmt.Errorf("%q: %s has no [%s] section (its sections: %s); set changes keywords of existing sections: to add a resource, edit the file, then svcmgr -s NAME config commit",
+				a, path, section, strings.Join(names, ", "))
+		}
 		f.Set(section, key, strings.TrimSpace(value))
 	}
 	out := f.Bytes()

@@ -30,6 +30,11 @@ func TestSetKeywords_RefusesWhatIsNotAKeyword(t *testing.T) {
 		{"app#1 x.y=1", "app#1 x"},
 		{"app#1].y=1", "app#1]"},
 		{"a#.y=1", "a#"},
+		// A section the file lacks: validating it would cite a line past
+		// the end of the file.
+		{"app#9.file=/x", "has no [app#9] section (its sections: DEFAULT, app#1)"},
+		// A value read back cut at its comment.
+		{"comment=a # b", "would be read as"},
 	} {
 		t.Run(tc.kv, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "svc.conf")
