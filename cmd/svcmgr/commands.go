@@ -85,6 +85,7 @@ func newActionCmd(o *options, verb, short string) *cobra.Command {
 		},
 	}
 	c.Flags().StringSliceVar(&o.rids, "rid", nil, "act on these resources only (e.g. --rid fs#1,ip#1)")
+	c.RegisterFlagCompletionFunc("rid", o.completeRIDs)
 	// One meaning per flag: --wait-lock waits for the lock, --wait-up (on
 	// switch, takeover, giveback) for the service to be up.
 	c.Flags().BoolVar(&o.wait, "wait-lock", false, "wait for another action on the service to end instead of failing")

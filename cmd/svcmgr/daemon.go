@@ -61,9 +61,10 @@ func (o *options) serviceStatus(ctx context.Context) (status.Service, error) {
 
 func newSetCmd(o *options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "set KEY=VALUE...",
-		Short: "Change keywords of the service's config (orchestrate=ha, fs#1.mnt_opt=ro); validated, then propagated to its nodes",
-		Args:  cli.MinimumArgs(1, "KEY=VALUE (e.g. orchestrate=ha or fs#1.mnt_opt=ro)"),
+		Use:               "set KEY=VALUE...",
+		Short:             "Change keywords of the service's config (orchestrate=ha, fs#1.mnt_opt=ro); validated, then propagated to its nodes",
+		Args:              cli.MinimumArgs(1, "KEY=VALUE (e.g. orchestrate=ha or fs#1.mnt_opt=ro)"),
+		ValidArgsFunction: o.completeSet,
 		RunE: func(cmd *cobra.Command, kv []string) error {
 			ctx := cmd.Context()
 			if o.service == "" {
@@ -93,9 +94,10 @@ func newSetCmd(o *options) *cobra.Command {
 
 func newGetCmd(o *options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "get KEY",
-		Short: "Print a keyword of the service's config (orchestrate, fs#1.mnt_opt)",
-		Args:  cli.ExactArgs(1, "one KEY (e.g. orchestrate or fs#1.mnt_opt)"),
+		Use:               "get KEY",
+		Short:             "Print a keyword of the service's config (orchestrate, fs#1.mnt_opt)",
+		Args:              cli.ExactArgs(1, "one KEY (e.g. orchestrate or fs#1.mnt_opt)"),
+		ValidArgsFunction: o.completeGet,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := action.FindService(o.configDir, o.service)
 			if err != nil {

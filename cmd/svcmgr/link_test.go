@@ -64,3 +64,28 @@ func TestWaitFlags_OneMeaningEach(t *testing.T) {
 		}
 	}
 }
+
+// TestCompletion_RidsNodesAndKeysOfTheServiceFile: Tab offers what the
+// -s service's file names.
+func TestCompletion_RidsNodesAndKeysOfTheServiceFile(t *testing.T) {
+	n := newNode(t)
+	n.writeService("web.conf", "[DEFAULT]\nnodes = n1 n2\n\n[fs#1]\ndev = /dev/x\nmnt = /x\ntype = ext4\nmnt_opt = rw\n\n[ip#1]\nipname = 10.0.0.1\nipdev = eth0\n")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"__complete", "-s", "web", "start", "--rid", ""}, []string{"fs#1", "ip#1"}},
+		{[]string{"__complete", "-s", "web", "switch", "--to", ""}, []string{"n1", "n2"}},
+		{[]string{"__complete", "-s", "web", "get", ""}, []string{"fs#1.mnt_opt", "nodes", "orchestrate"}},
+		{[]string{"__complete", "-s", "web", "set", ""}, []string{"fs#1.mnt_opt=", "orchestrate="}},
+	} {
+		t.Run(strings.Join(tc.args[3:], "_"), func(t *testing.T) {
+			out := n.must(tc.args...)
+			for _, w := range tc.want {
+				if !strings.Contains("\n"+out, "\n"+w+"\n") {
+					t.Errorf("completion of %v:\n%s\nwant %q", tc.args, out, w)
+				}
+			}
+		})
+	}
+}

@@ -47,6 +47,7 @@ func newOrchestrateCmd(o *options, verb, short string) *cobra.Command {
 	if verb == "switch" {
 		c.Flags().StringVar(&to, "to", "", "the node to move the service to")
 		c.MarkFlagRequired("to")
+		c.RegisterFlagCompletionFunc("to", o.completeNodes)
 	}
 	if verb == "switch" || verb == "takeover" || verb == "giveback" {
 		c.Flags().BoolVar(&wait, "wait-up", false, "wait until the service is up on the target node")
