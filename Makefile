@@ -9,6 +9,10 @@ TEST_TIMEOUT ?= 20m
 # The version every binary shows (--version, `svcmgr plugins`), from git.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X github.com/vigil-ha/vigil/core/version.Version=$(VERSION)
+# The plugin SDK is a Go module of its own (the main module requires it
+# through a replace): `go list ./...` here does not list its packages, so
+# test, lint and fuzz run it on its own (go -C $(SDK)).
+SDK := plugins/sdk
 
 .PHONY: all deps build package test sim proto lint fuzz bench bench-failover chaos demo demo-single clean
 
@@ -41,6 +45,7 @@ package: build
 # the daemon is known to survive); `make chaos` is the long one.
 LAB_PKGS := ./e2e/... ./cmd/vigil-lab
 test: deps build package
+	$(GO) -C $(SDK) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	VIGIL_BIN_DIR=$(BIN) VIGIL_DIST_DIR=$(CURDIR)/dist $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e /e2e/ -e /cmd/vigil-lab)
 	VIGIL_BIN_DIR=$(BIN) VIGIL_DIST_DIR=$(CURDIR)/dist $(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(LAB_PKGS)
 
@@ -52,14 +57,19 @@ SEEDS ?= 100000
 sim:
 	$(GO) test -count=1 -timeout 0 -run 'TestSim$$' -v ./core/sim -seeds=$(SEEDS)
 
+# The wire lives in the SDK module (plugins/sdk/proto); protoc runs from
+# the repository root so each .proto keeps its path (plugins/sdk/proto/...)
+# as its name in the protobuf registry.
 proto:
 	PATH=$(GOBIN):$$PATH protoc -I . --go_out=. --go_opt=paths=source_relative \
-		--go-grpc_out=. --go-grpc_opt=paths=source_relative core/proto/*.proto
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative $(SDK)/proto/*.proto
 
 lint:
 	gofmt -l $$(git ls-files '*.go') | (! grep .)
 	$(GO) vet ./...
 	$(GOBIN)/staticcheck ./...
+	$(GO) -C $(SDK) vet ./...
+	cd $(SDK) && $(GOBIN)/staticcheck ./...
 
 # Every decoder of outside bytes has a fuzzer; each runs for $(FUZZTIME).
 # go test -fuzz takes one target per run, so they are listed package:name.

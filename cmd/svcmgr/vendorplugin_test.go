@@ -62,9 +62,10 @@ func main() { sdk.Serve(hello{}) }
 `
 
 // TestVendorPlugin_OutOfTreeTypeValidatesStartsAndStops builds a plugin in
-// a module of its own that imports only plugins/sdk, drops it in the plugin
-// directory, and drives a service of its new type through svcmgr: the way
-// vendors ship resource types.
+// a module of its own that requires only the SDK module (replaced by
+// plugins/sdk, never the main module), drops it in the plugin directory,
+// and drives a service of its new type through svcmgr: the way vendors
+// ship resource types.
 func TestVendorPlugin_OutOfTreeTypeValidatesStartsAndStops(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go toolchain not in PATH: cannot build the vendor plugin")
@@ -72,7 +73,8 @@ func TestVendorPlugin_OutOfTreeTypeValidatesStartsAndStops(t *testing.T) {
 	n := newNode(t)
 	mod := t.TempDir()
 	root, _ := filepath.Abs(repoRoot(t))
-	gomod := "module example.com/hello\n\ngo 1.26\n\nrequire github.com/vigil-ha/vigil v0.0.0\n\nreplace github.com/vigil-ha/vigil => " + root + "\n"
+	sdkDir := filepath.Join(root, "plugins", "sdk")
+	gomod := "module example.com/hello\n\ngo 1.26\n\nrequire github.com/vigil-ha/vigil/plugins/sdk v0.0.0\n\nreplace github.com/vigil-ha/vigil/plugins/sdk => " + sdkDir + "\n"
 	must(t, os.WriteFile(filepath.Join(mod, "go.mod"), []byte(gomod), 0o600))
 	must(t, os.WriteFile(filepath.Join(mod, "main.go"), []byte(vendorPluginSource), 0o600))
 	for _, args := range [][]string{{"mod", "tidy"}, {"build", "-o", filepath.Join(n.pluginDir, "vigil-plugin-hello"), "."}} {
@@ -82,13 +84,21 @@ func TestVendorPlugin_OutOfTreeTypeValidatesStartsAndStops(t *testing.T) {
 			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	// The vendor module depends on nothing of vigil but the SDK (and what
-	// the SDK itself needs: the wire, and the value parsers core shares).
+	// The vendor module depends on nothing of vigil but the SDK module
+	// (the SDK, its wire and the value parsers core shares), and the main
+	// module is not even in its module graph.
 	list, err := exec.Command("go", "-C", mod, "list", "-deps", ".").Output()
 	must(t, err)
 	for _, dep := range strings.Fields(string(list)) {
-		if strings.HasPrefix(dep, "github.com/vigil-ha/vigil/") && !slices.Contains([]string{"github.com/vigil-ha/vigil/plugins/sdk", "github.com/vigil-ha/vigil/core/proto", "github.com/vigil-ha/vigil/core/value"}, dep) {
+		if strings.HasPrefix(dep, "github.com/vigil-ha/vigil/") && !slices.Contains([]string{"github.com/vigil-ha/vigil/plugins/sdk", "github.com/vigil-ha/vigil/plugins/sdk/proto", "github.com/vigil-ha/vigil/plugins/sdk/value"}, dep) {
 			t.Errorf("vendor plugin pulls in %s", dep)
+		}
+	}
+	mods, err := exec.Command("go", "-C", mod, "list", "-m", "all").Output()
+	must(t, err)
+	for _, line := range strings.Split(strings.TrimSpace(string(mods)), "\n") {
+		if m := strings.Fields(line)[0]; strings.HasPrefix(m, "github.com/vigil-ha/vigil") && m != "github.com/vigil-ha/vigil/plugins/sdk" {
+			t.Errorf("vendor module's graph holds %s: it must need the SDK module alone", line)
 		}
 	}
 

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/core/config"
-	"github.com/vigil-ha/vigil/core/value"
+	"github.com/vigil-ha/vigil/plugins/sdk/value"
 )
 
 // triggerTimeout bounds one trigger: a blocking trigger that hangs must

@@ -21,7 +21,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/value"
+	"github.com/vigil-ha/vigil/plugins/sdk/value"
 
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/plugins/sdk"

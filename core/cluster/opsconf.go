@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/core/config"
-	"github.com/vigil-ha/vigil/core/value"
+	"github.com/vigil-ha/vigil/plugins/sdk/value"
 )
 
 // The operations keywords of cluster.conf: fence levels (several

@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/vigil-ha/vigil/core/value"
+	"github.com/vigil-ha/vigil/plugins/sdk/value"
 )
 
 // Service is a loaded, validated service configuration.

@@ -3,7 +3,7 @@ package config
 import (
 	"strings"
 
-	"github.com/vigil-ha/vigil/core/value"
+	"github.com/vigil-ha/vigil/plugins/sdk/value"
 )
 
 // Command is a keyword holding a command line: an argv quoted as in a

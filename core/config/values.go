@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vigil-ha/vigil/core/value"
+	"github.com/vigil-ha/vigil/plugins/sdk/value"
 )
 
 func parseInt(s string) (int, error) {

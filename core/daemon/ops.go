@@ -17,7 +17,7 @@ import (
 	"github.com/vigil-ha/vigil/core/journal"
 	"github.com/vigil-ha/vigil/core/orchestrator"
 	"github.com/vigil-ha/vigil/core/status"
-	"github.com/vigil-ha/vigil/core/value"
+	"github.com/vigil-ha/vigil/plugins/sdk/value"
 )
 
 // ops is the daemon's operations side: node maintenance (freeze, thaw,

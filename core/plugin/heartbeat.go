@@ -7,8 +7,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/proto"
 	"github.com/vigil-ha/vigil/plugins/sdk"
+	"github.com/vigil-ha/vigil/plugins/sdk/proto"
 )
 
 // HeartbeatRunner runs heartbeats of one type, served by a plugin. The

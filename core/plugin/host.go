@@ -1,7 +1,7 @@
 // Package plugin is the plugin host: it finds plugin binaries in the plugin
 // directory, starts each one on first use (one process per binary, shared by
 // every service), negotiates the protocol version, restarts a plugin that
-// died, and converts between the wire (core/proto) and Go types. Nothing
+// died, and converts between the wire (plugins/sdk/proto) and Go types. Nothing
 // above this package sees protobuf types or go-plugin.
 //
 // It decides nothing about services: callers say which resource to start,

@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
 
-	"github.com/vigil-ha/vigil/core/proto"
 	"github.com/vigil-ha/vigil/plugins/sdk"
+	"github.com/vigil-ha/vigil/plugins/sdk/proto"
 )
 
 // instance is one plugin binary and, when running, its process. It starts

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/proto"
+	"github.com/vigil-ha/vigil/plugins/sdk/proto"
 )
 
 // Fencer fences nodes of one fencing type, served by a plugin.

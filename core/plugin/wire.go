@@ -9,8 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
 
-	"github.com/vigil-ha/vigil/core/proto"
 	"github.com/vigil-ha/vigil/core/status"
+	"github.com/vigil-ha/vigil/plugins/sdk/proto"
 )
 
 // driver is a Driver served by a plugin instance.

@@ -14,7 +14,7 @@ import (
 )
 
 // Status is the state of a resource, a group of resources, a service
-// instance or a service. The values mirror the wire enum (core/proto Status)
+// instance or a service. The values mirror the wire enum (plugins/sdk/proto Status)
 // so conversion at the plugin boundary is a cast; Undef is the zero value.
 type Status int
 

@@ -25,7 +25,7 @@ func TestString_RoundTripsThroughParse(t *testing.T) {
 }
 
 func TestValues_MirrorWireEnum(t *testing.T) {
-	// core/proto Status: UNDEF=0 UP=1 DOWN=2 WARN=3 NA=4 STDBY_UP=5 STDBY_DOWN=6.
+	// plugins/sdk/proto Status: UNDEF=0 UP=1 DOWN=2 WARN=3 NA=4 STDBY_UP=5 STDBY_DOWN=6.
 	want := []Status{Undef, Up, Down, Warn, NA, StdbyUp, StdbyDown}
 	for i, s := range want {
 		if int(s) != i {

@@ -9,7 +9,12 @@
 // stateless: anything long-lived it starts for a service (a private docker
 // daemon, say) must survive the plugin's own restart and be found again.
 //
-// This package must not import anything from core except core/proto.
+// The SDK is a Go module of its own (github.com/vigil-ha/vigil/plugins/sdk)
+// and owns the wire: the .proto files and their generated code
+// (plugins/sdk/proto, `make proto`) and the value parsers core shares
+// (plugins/sdk/value). A vendor's plugin therefore depends on grpc,
+// protobuf, go-plugin and hclog alone; core imports the SDK and the SDK
+// never imports core (deps_test.go keeps it so).
 package sdk
 
 import (
@@ -18,7 +23,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/value"
+	"github.com/vigil-ha/vigil/plugins/sdk/value"
 )
 
 // ProtocolVersion is the resource-driver protocol this SDK speaks. Core

@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	"github.com/vigil-ha/vigil/core/proto"
+	"github.com/vigil-ha/vigil/plugins/sdk/proto"
 )
 
 // Handshake is the go-plugin handshake shared by core and every plugin. The

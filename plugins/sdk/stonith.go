@@ -6,7 +6,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	"github.com/vigil-ha/vigil/core/proto"
+	"github.com/vigil-ha/vigil/plugins/sdk/proto"
 )
 
 // PluginKindStonith is the go-plugin name of the fencing service.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/vigil-ha/vigil/core/proto"
+	"github.com/vigil-ha/vigil/plugins/sdk/proto"
 )
 
 var errServerOnly = errors.New("sdk: the resource plugin client lives in core")

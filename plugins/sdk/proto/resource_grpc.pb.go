@@ -10,7 +10,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: core/proto/resource.proto
+// source: plugins/sdk/proto/resource.proto
 
 package proto
 
@@ -289,5 +289,5 @@ var ResourceDriver_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "core/proto/resource.proto",
+	Metadata: "plugins/sdk/proto/resource.proto",
 }

@@ -4,7 +4,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: core/proto/stonith.proto
+// source: plugins/sdk/proto/stonith.proto
 
 package proto
 
@@ -36,7 +36,7 @@ type FenceRequest struct {
 
 func (x *FenceRequest) Reset() {
 	*x = FenceRequest{}
-	mi := &file_core_proto_stonith_proto_msgTypes[0]
+	mi := &file_plugins_sdk_proto_stonith_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -48,7 +48,7 @@ func (x *FenceRequest) String() string {
 func (*FenceRequest) ProtoMessage() {}
 
 func (x *FenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_stonith_proto_msgTypes[0]
+	mi := &file_plugins_sdk_proto_stonith_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -61,7 +61,7 @@ func (x *FenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FenceRequest.ProtoReflect.Descriptor instead.
 func (*FenceRequest) Descriptor() ([]byte, []int) {
-	return file_core_proto_stonith_proto_rawDescGZIP(), []int{0}
+	return file_plugins_sdk_proto_stonith_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *FenceRequest) GetNode() string {
@@ -94,7 +94,7 @@ type FenceResponse struct {
 
 func (x *FenceResponse) Reset() {
 	*x = FenceResponse{}
-	mi := &file_core_proto_stonith_proto_msgTypes[1]
+	mi := &file_plugins_sdk_proto_stonith_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -106,7 +106,7 @@ func (x *FenceResponse) String() string {
 func (*FenceResponse) ProtoMessage() {}
 
 func (x *FenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_stonith_proto_msgTypes[1]
+	mi := &file_plugins_sdk_proto_stonith_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -119,7 +119,7 @@ func (x *FenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FenceResponse.ProtoReflect.Descriptor instead.
 func (*FenceResponse) Descriptor() ([]byte, []int) {
-	return file_core_proto_stonith_proto_rawDescGZIP(), []int{1}
+	return file_plugins_sdk_proto_stonith_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *FenceResponse) GetLog() []string {
@@ -139,7 +139,7 @@ type PowerStatusResponse struct {
 
 func (x *PowerStatusResponse) Reset() {
 	*x = PowerStatusResponse{}
-	mi := &file_core_proto_stonith_proto_msgTypes[2]
+	mi := &file_plugins_sdk_proto_stonith_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -151,7 +151,7 @@ func (x *PowerStatusResponse) String() string {
 func (*PowerStatusResponse) ProtoMessage() {}
 
 func (x *PowerStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_stonith_proto_msgTypes[2]
+	mi := &file_plugins_sdk_proto_stonith_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -164,7 +164,7 @@ func (x *PowerStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PowerStatusResponse.ProtoReflect.Descriptor instead.
 func (*PowerStatusResponse) Descriptor() ([]byte, []int) {
-	return file_core_proto_stonith_proto_rawDescGZIP(), []int{2}
+	return file_plugins_sdk_proto_stonith_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PowerStatusResponse) GetPower() string {
@@ -174,11 +174,11 @@ func (x *PowerStatusResponse) GetPower() string {
 	return ""
 }
 
-var File_core_proto_stonith_proto protoreflect.FileDescriptor
+var File_plugins_sdk_proto_stonith_proto protoreflect.FileDescriptor
 
-const file_core_proto_stonith_proto_rawDesc = "" +
+const file_plugins_sdk_proto_stonith_proto_rawDesc = "" +
 	"\n" +
-	"\x18core/proto/stonith.proto\x12\x10vigil.stonith.v1\x1a\x19core/proto/resource.proto\"\xbd\x01\n" +
+	"\x1fplugins/sdk/proto/stonith.proto\x12\x10vigil.stonith.v1\x1a plugins/sdk/proto/resource.proto\"\xbd\x01\n" +
 	"\fFenceRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12H\n" +
@@ -193,22 +193,22 @@ const file_core_proto_stonith_proto_rawDesc = "" +
 	"\aStonith\x12G\n" +
 	"\x04Info\x12\x1e.vigil.resource.v1.InfoRequest\x1a\x1f.vigil.resource.v1.InfoResponse\x12H\n" +
 	"\x05Fence\x12\x1e.vigil.stonith.v1.FenceRequest\x1a\x1f.vigil.stonith.v1.FenceResponse\x12T\n" +
-	"\vPowerStatus\x12\x1e.vigil.stonith.v1.FenceRequest\x1a%.vigil.stonith.v1.PowerStatusResponseB&Z$github.com/vigil-ha/vigil/core/protob\x06proto3"
+	"\vPowerStatus\x12\x1e.vigil.stonith.v1.FenceRequest\x1a%.vigil.stonith.v1.PowerStatusResponseB-Z+github.com/vigil-ha/vigil/plugins/sdk/protob\x06proto3"
 
 var (
-	file_core_proto_stonith_proto_rawDescOnce sync.Once
-	file_core_proto_stonith_proto_rawDescData []byte
+	file_plugins_sdk_proto_stonith_proto_rawDescOnce sync.Once
+	file_plugins_sdk_proto_stonith_proto_rawDescData []byte
 )
 
-func file_core_proto_stonith_proto_rawDescGZIP() []byte {
-	file_core_proto_stonith_proto_rawDescOnce.Do(func() {
-		file_core_proto_stonith_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_core_proto_stonith_proto_rawDesc), len(file_core_proto_stonith_proto_rawDesc)))
+func file_plugins_sdk_proto_stonith_proto_rawDescGZIP() []byte {
+	file_plugins_sdk_proto_stonith_proto_rawDescOnce.Do(func() {
+		file_plugins_sdk_proto_stonith_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_plugins_sdk_proto_stonith_proto_rawDesc), len(file_plugins_sdk_proto_stonith_proto_rawDesc)))
 	})
-	return file_core_proto_stonith_proto_rawDescData
+	return file_plugins_sdk_proto_stonith_proto_rawDescData
 }
 
-var file_core_proto_stonith_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
-var file_core_proto_stonith_proto_goTypes = []any{
+var file_plugins_sdk_proto_stonith_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_plugins_sdk_proto_stonith_proto_goTypes = []any{
 	(*FenceRequest)(nil),        // 0: vigil.stonith.v1.FenceRequest
 	(*FenceResponse)(nil),       // 1: vigil.stonith.v1.FenceResponse
 	(*PowerStatusResponse)(nil), // 2: vigil.stonith.v1.PowerStatusResponse
@@ -216,7 +216,7 @@ var file_core_proto_stonith_proto_goTypes = []any{
 	(*InfoRequest)(nil),         // 4: vigil.resource.v1.InfoRequest
 	(*InfoResponse)(nil),        // 5: vigil.resource.v1.InfoResponse
 }
-var file_core_proto_stonith_proto_depIdxs = []int32{
+var file_plugins_sdk_proto_stonith_proto_depIdxs = []int32{
 	3, // 0: vigil.stonith.v1.FenceRequest.keywords:type_name -> vigil.stonith.v1.FenceRequest.KeywordsEntry
 	4, // 1: vigil.stonith.v1.Stonith.Info:input_type -> vigil.resource.v1.InfoRequest
 	0, // 2: vigil.stonith.v1.Stonith.Fence:input_type -> vigil.stonith.v1.FenceRequest
@@ -231,27 +231,27 @@ var file_core_proto_stonith_proto_depIdxs = []int32{
 	0, // [0:1] is the sub-list for field type_name
 }
 
-func init() { file_core_proto_stonith_proto_init() }
-func file_core_proto_stonith_proto_init() {
-	if File_core_proto_stonith_proto != nil {
+func init() { file_plugins_sdk_proto_stonith_proto_init() }
+func file_plugins_sdk_proto_stonith_proto_init() {
+	if File_plugins_sdk_proto_stonith_proto != nil {
 		return
 	}
-	file_core_proto_resource_proto_init()
+	file_plugins_sdk_proto_resource_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_proto_stonith_proto_rawDesc), len(file_core_proto_stonith_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_sdk_proto_stonith_proto_rawDesc), len(file_plugins_sdk_proto_stonith_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_core_proto_stonith_proto_goTypes,
-		DependencyIndexes: file_core_proto_stonith_proto_depIdxs,
-		MessageInfos:      file_core_proto_stonith_proto_msgTypes,
+		GoTypes:           file_plugins_sdk_proto_stonith_proto_goTypes,
+		DependencyIndexes: file_plugins_sdk_proto_stonith_proto_depIdxs,
+		MessageInfos:      file_plugins_sdk_proto_stonith_proto_msgTypes,
 	}.Build()
-	File_core_proto_stonith_proto = out.File
-	file_core_proto_stonith_proto_goTypes = nil
-	file_core_proto_stonith_proto_depIdxs = nil
+	File_plugins_sdk_proto_stonith_proto = out.File
+	file_plugins_sdk_proto_stonith_proto_goTypes = nil
+	file_plugins_sdk_proto_stonith_proto_depIdxs = nil
 }

@@ -4,7 +4,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: core/proto/stonith.proto
+// source: plugins/sdk/proto/stonith.proto
 
 package proto
 
@@ -205,5 +205,5 @@ var Stonith_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "core/proto/stonith.proto",
+	Metadata: "plugins/sdk/proto/stonith.proto",
 }

@@ -10,7 +10,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: core/proto/heartbeat.proto
+// source: plugins/sdk/proto/heartbeat.proto
 
 package proto
 
@@ -168,5 +168,5 @@ var Heartbeat_ServiceDesc = grpc.ServiceDesc{
 			ClientStreams: true,
 		},
 	},
-	Metadata: "core/proto/heartbeat.proto",
+	Metadata: "plugins/sdk/proto/heartbeat.proto",
 }

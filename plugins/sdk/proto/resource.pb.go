@@ -10,7 +10,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: core/proto/resource.proto
+// source: plugins/sdk/proto/resource.proto
 
 package proto
 
@@ -74,11 +74,11 @@ func (x Status) String() string {
 }
 
 func (Status) Descriptor() protoreflect.EnumDescriptor {
-	return file_core_proto_resource_proto_enumTypes[0].Descriptor()
+	return file_plugins_sdk_proto_resource_proto_enumTypes[0].Descriptor()
 }
 
 func (Status) Type() protoreflect.EnumType {
-	return &file_core_proto_resource_proto_enumTypes[0]
+	return &file_plugins_sdk_proto_resource_proto_enumTypes[0]
 }
 
 func (x Status) Number() protoreflect.EnumNumber {
@@ -87,7 +87,7 @@ func (x Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Status.Descriptor instead.
 func (Status) EnumDescriptor() ([]byte, []int) {
-	return file_core_proto_resource_proto_rawDescGZIP(), []int{0}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{0}
 }
 
 type InfoRequest struct {
@@ -98,7 +98,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_core_proto_resource_proto_msgTypes[0]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -110,7 +110,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_resource_proto_msgTypes[0]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -123,7 +123,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_core_proto_resource_proto_rawDescGZIP(), []int{0}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{0}
 }
 
 // Keyword describes one configuration keyword a type (or the service's
@@ -145,7 +145,7 @@ type Keyword struct {
 
 func (x *Keyword) Reset() {
 	*x = Keyword{}
-	mi := &file_core_proto_resource_proto_msgTypes[1]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -157,7 +157,7 @@ func (x *Keyword) String() string {
 func (*Keyword) ProtoMessage() {}
 
 func (x *Keyword) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_resource_proto_msgTypes[1]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -170,7 +170,7 @@ func (x *Keyword) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Keyword.ProtoReflect.Descriptor instead.
 func (*Keyword) Descriptor() ([]byte, []int) {
-	return file_core_proto_resource_proto_rawDescGZIP(), []int{1}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Keyword) GetName() string {
@@ -238,7 +238,7 @@ type TypeInfo struct {
 
 func (x *TypeInfo) Reset() {
 	*x = TypeInfo{}
-	mi := &file_core_proto_resource_proto_msgTypes[2]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +250,7 @@ func (x *TypeInfo) String() string {
 func (*TypeInfo) ProtoMessage() {}
 
 func (x *TypeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_resource_proto_msgTypes[2]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +263,7 @@ func (x *TypeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypeInfo.ProtoReflect.Descriptor instead.
 func (*TypeInfo) Descriptor() ([]byte, []int) {
-	return file_core_proto_resource_proto_rawDescGZIP(), []int{2}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *TypeInfo) GetType() string {
@@ -308,7 +308,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_core_proto_resource_proto_msgTypes[3]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +320,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_resource_proto_msgTypes[3]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +333,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_core_proto_resource_proto_rawDescGZIP(), []int{3}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *InfoResponse) GetName() string {
@@ -380,7 +380,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_core_proto_resource_proto_msgTypes[4]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -392,7 +392,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_resource_proto_msgTypes[4]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -405,7 +405,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_core_proto_resource_proto_rawDescGZIP(), []int{4}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Service) GetName() string {
@@ -454,7 +454,7 @@ type ResourceRequest struct {
 
 func (x *ResourceRequest) Reset() {
 	*x = ResourceRequest{}
-	mi := &file_core_proto_resource_proto_msgTypes[5]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -466,7 +466,7 @@ func (x *ResourceRequest) String() string {
 func (*ResourceRequest) ProtoMessage() {}
 
 func (x *ResourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_resource_proto_msgTypes[5]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -479,7 +479,7 @@ func (x *ResourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceRequest.ProtoReflect.Descriptor instead.
 func (*ResourceRequest) Descriptor() ([]byte, []int) {
-	return file_core_proto_resource_proto_rawDescGZIP(), []int{5}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ResourceRequest) GetService() *Service {
@@ -526,7 +526,7 @@ type Keywords struct {
 
 func (x *Keywords) Reset() {
 	*x = Keywords{}
-	mi := &file_core_proto_resource_proto_msgTypes[6]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +538,7 @@ func (x *Keywords) String() string {
 func (*Keywords) ProtoMessage() {}
 
 func (x *Keywords) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_resource_proto_msgTypes[6]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +551,7 @@ func (x *Keywords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Keywords.ProtoReflect.Descriptor instead.
 func (*Keywords) Descriptor() ([]byte, []int) {
-	return file_core_proto_resource_proto_rawDescGZIP(), []int{6}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Keywords) GetKeywords() map[string]string {
@@ -570,7 +570,7 @@ type ValidateResponse struct {
 
 func (x *ValidateResponse) Reset() {
 	*x = ValidateResponse{}
-	mi := &file_core_proto_resource_proto_msgTypes[7]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +582,7 @@ func (x *ValidateResponse) String() string {
 func (*ValidateResponse) ProtoMessage() {}
 
 func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_resource_proto_msgTypes[7]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +595,7 @@ func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
 func (*ValidateResponse) Descriptor() ([]byte, []int) {
-	return file_core_proto_resource_proto_rawDescGZIP(), []int{7}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ValidateResponse) GetErrors() []*ValidationError {
@@ -616,7 +616,7 @@ type ValidationError struct {
 
 func (x *ValidationError) Reset() {
 	*x = ValidationError{}
-	mi := &file_core_proto_resource_proto_msgTypes[8]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +628,7 @@ func (x *ValidationError) String() string {
 func (*ValidationError) ProtoMessage() {}
 
 func (x *ValidationError) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_resource_proto_msgTypes[8]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +641,7 @@ func (x *ValidationError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidationError.ProtoReflect.Descriptor instead.
 func (*ValidationError) Descriptor() ([]byte, []int) {
-	return file_core_proto_resource_proto_rawDescGZIP(), []int{8}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ValidationError) GetKeyword() string {
@@ -668,7 +668,7 @@ type ActionResponse struct {
 
 func (x *ActionResponse) Reset() {
 	*x = ActionResponse{}
-	mi := &file_core_proto_resource_proto_msgTypes[9]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +680,7 @@ func (x *ActionResponse) String() string {
 func (*ActionResponse) ProtoMessage() {}
 
 func (x *ActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_resource_proto_msgTypes[9]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +693,7 @@ func (x *ActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionResponse.ProtoReflect.Descriptor instead.
 func (*ActionResponse) Descriptor() ([]byte, []int) {
-	return file_core_proto_resource_proto_rawDescGZIP(), []int{9}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ActionResponse) GetLog() []string {
@@ -716,7 +716,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_core_proto_resource_proto_msgTypes[10]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +728,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_resource_proto_msgTypes[10]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +741,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_core_proto_resource_proto_rawDescGZIP(), []int{10}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StatusResponse) GetStatus() Status {
@@ -765,11 +765,11 @@ func (x *StatusResponse) GetLabel() string {
 	return ""
 }
 
-var File_core_proto_resource_proto protoreflect.FileDescriptor
+var File_plugins_sdk_proto_resource_proto protoreflect.FileDescriptor
 
-const file_core_proto_resource_proto_rawDesc = "" +
+const file_plugins_sdk_proto_resource_proto_rawDesc = "" +
 	"\n" +
-	"\x19core/proto/resource.proto\x12\x11vigil.resource.v1\"\r\n" +
+	" plugins/sdk/proto/resource.proto\x12\x11vigil.resource.v1\"\r\n" +
 	"\vInfoRequest\"\xb5\x01\n" +
 	"\aKeyword\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -840,23 +840,23 @@ const file_core_proto_resource_proto_rawDesc = "" +
 	"\bValidate\x12\".vigil.resource.v1.ResourceRequest\x1a#.vigil.resource.v1.ValidateResponse\x12N\n" +
 	"\x05Start\x12\".vigil.resource.v1.ResourceRequest\x1a!.vigil.resource.v1.ActionResponse\x12M\n" +
 	"\x04Stop\x12\".vigil.resource.v1.ResourceRequest\x1a!.vigil.resource.v1.ActionResponse\x12O\n" +
-	"\x06Status\x12\".vigil.resource.v1.ResourceRequest\x1a!.vigil.resource.v1.StatusResponseB&Z$github.com/vigil-ha/vigil/core/protob\x06proto3"
+	"\x06Status\x12\".vigil.resource.v1.ResourceRequest\x1a!.vigil.resource.v1.StatusResponseB-Z+github.com/vigil-ha/vigil/plugins/sdk/protob\x06proto3"
 
 var (
-	file_core_proto_resource_proto_rawDescOnce sync.Once
-	file_core_proto_resource_proto_rawDescData []byte
+	file_plugins_sdk_proto_resource_proto_rawDescOnce sync.Once
+	file_plugins_sdk_proto_resource_proto_rawDescData []byte
 )
 
-func file_core_proto_resource_proto_rawDescGZIP() []byte {
-	file_core_proto_resource_proto_rawDescOnce.Do(func() {
-		file_core_proto_resource_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_core_proto_resource_proto_rawDesc), len(file_core_proto_resource_proto_rawDesc)))
+func file_plugins_sdk_proto_resource_proto_rawDescGZIP() []byte {
+	file_plugins_sdk_proto_resource_proto_rawDescOnce.Do(func() {
+		file_plugins_sdk_proto_resource_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_plugins_sdk_proto_resource_proto_rawDesc), len(file_plugins_sdk_proto_resource_proto_rawDesc)))
 	})
-	return file_core_proto_resource_proto_rawDescData
+	return file_plugins_sdk_proto_resource_proto_rawDescData
 }
 
-var file_core_proto_resource_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_core_proto_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
-var file_core_proto_resource_proto_goTypes = []any{
+var file_plugins_sdk_proto_resource_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_plugins_sdk_proto_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_plugins_sdk_proto_resource_proto_goTypes = []any{
 	(Status)(0),              // 0: vigil.resource.v1.Status
 	(*InfoRequest)(nil),      // 1: vigil.resource.v1.InfoRequest
 	(*Keyword)(nil),          // 2: vigil.resource.v1.Keyword
@@ -874,7 +874,7 @@ var file_core_proto_resource_proto_goTypes = []any{
 	nil,                      // 14: vigil.resource.v1.ResourceRequest.SiblingsEntry
 	nil,                      // 15: vigil.resource.v1.Keywords.KeywordsEntry
 }
-var file_core_proto_resource_proto_depIdxs = []int32{
+var file_plugins_sdk_proto_resource_proto_depIdxs = []int32{
 	2,  // 0: vigil.resource.v1.TypeInfo.keywords:type_name -> vigil.resource.v1.Keyword
 	3,  // 1: vigil.resource.v1.InfoResponse.types:type_name -> vigil.resource.v1.TypeInfo
 	2,  // 2: vigil.resource.v1.InfoResponse.service_keywords:type_name -> vigil.resource.v1.Keyword
@@ -903,27 +903,27 @@ var file_core_proto_resource_proto_depIdxs = []int32{
 	0,  // [0:11] is the sub-list for field type_name
 }
 
-func init() { file_core_proto_resource_proto_init() }
-func file_core_proto_resource_proto_init() {
-	if File_core_proto_resource_proto != nil {
+func init() { file_plugins_sdk_proto_resource_proto_init() }
+func file_plugins_sdk_proto_resource_proto_init() {
+	if File_plugins_sdk_proto_resource_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_proto_resource_proto_rawDesc), len(file_core_proto_resource_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_sdk_proto_resource_proto_rawDesc), len(file_plugins_sdk_proto_resource_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_core_proto_resource_proto_goTypes,
-		DependencyIndexes: file_core_proto_resource_proto_depIdxs,
-		EnumInfos:         file_core_proto_resource_proto_enumTypes,
-		MessageInfos:      file_core_proto_resource_proto_msgTypes,
+		GoTypes:           file_plugins_sdk_proto_resource_proto_goTypes,
+		DependencyIndexes: file_plugins_sdk_proto_resource_proto_depIdxs,
+		EnumInfos:         file_plugins_sdk_proto_resource_proto_enumTypes,
+		MessageInfos:      file_plugins_sdk_proto_resource_proto_msgTypes,
 	}.Build()
-	File_core_proto_resource_proto = out.File
-	file_core_proto_resource_proto_goTypes = nil
-	file_core_proto_resource_proto_depIdxs = nil
+	File_plugins_sdk_proto_resource_proto = out.File
+	file_plugins_sdk_proto_resource_proto_goTypes = nil
+	file_plugins_sdk_proto_resource_proto_depIdxs = nil
 }

@@ -10,7 +10,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: core/proto/heartbeat.proto
+// source: plugins/sdk/proto/heartbeat.proto
 
 package proto
 
@@ -52,7 +52,7 @@ type HeartbeatConfig struct {
 
 func (x *HeartbeatConfig) Reset() {
 	*x = HeartbeatConfig{}
-	mi := &file_core_proto_heartbeat_proto_msgTypes[0]
+	mi := &file_plugins_sdk_proto_heartbeat_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -64,7 +64,7 @@ func (x *HeartbeatConfig) String() string {
 func (*HeartbeatConfig) ProtoMessage() {}
 
 func (x *HeartbeatConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_heartbeat_proto_msgTypes[0]
+	mi := &file_plugins_sdk_proto_heartbeat_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -77,7 +77,7 @@ func (x *HeartbeatConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatConfig.ProtoReflect.Descriptor instead.
 func (*HeartbeatConfig) Descriptor() ([]byte, []int) {
-	return file_core_proto_heartbeat_proto_rawDescGZIP(), []int{0}
+	return file_plugins_sdk_proto_heartbeat_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *HeartbeatConfig) GetName() string {
@@ -156,7 +156,7 @@ type HeartbeatIn struct {
 
 func (x *HeartbeatIn) Reset() {
 	*x = HeartbeatIn{}
-	mi := &file_core_proto_heartbeat_proto_msgTypes[1]
+	mi := &file_plugins_sdk_proto_heartbeat_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -168,7 +168,7 @@ func (x *HeartbeatIn) String() string {
 func (*HeartbeatIn) ProtoMessage() {}
 
 func (x *HeartbeatIn) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_heartbeat_proto_msgTypes[1]
+	mi := &file_plugins_sdk_proto_heartbeat_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -181,7 +181,7 @@ func (x *HeartbeatIn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatIn.ProtoReflect.Descriptor instead.
 func (*HeartbeatIn) Descriptor() ([]byte, []int) {
-	return file_core_proto_heartbeat_proto_rawDescGZIP(), []int{1}
+	return file_plugins_sdk_proto_heartbeat_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *HeartbeatIn) GetMsg() isHeartbeatIn_Msg {
@@ -239,7 +239,7 @@ type Beat struct {
 
 func (x *Beat) Reset() {
 	*x = Beat{}
-	mi := &file_core_proto_heartbeat_proto_msgTypes[2]
+	mi := &file_plugins_sdk_proto_heartbeat_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -251,7 +251,7 @@ func (x *Beat) String() string {
 func (*Beat) ProtoMessage() {}
 
 func (x *Beat) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_heartbeat_proto_msgTypes[2]
+	mi := &file_plugins_sdk_proto_heartbeat_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -264,7 +264,7 @@ func (x *Beat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Beat.ProtoReflect.Descriptor instead.
 func (*Beat) Descriptor() ([]byte, []int) {
-	return file_core_proto_heartbeat_proto_rawDescGZIP(), []int{2}
+	return file_plugins_sdk_proto_heartbeat_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Beat) GetPeer() string {
@@ -298,7 +298,7 @@ type Stale struct {
 
 func (x *Stale) Reset() {
 	*x = Stale{}
-	mi := &file_core_proto_heartbeat_proto_msgTypes[3]
+	mi := &file_plugins_sdk_proto_heartbeat_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -310,7 +310,7 @@ func (x *Stale) String() string {
 func (*Stale) ProtoMessage() {}
 
 func (x *Stale) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_heartbeat_proto_msgTypes[3]
+	mi := &file_plugins_sdk_proto_heartbeat_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -323,7 +323,7 @@ func (x *Stale) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stale.ProtoReflect.Descriptor instead.
 func (*Stale) Descriptor() ([]byte, []int) {
-	return file_core_proto_heartbeat_proto_rawDescGZIP(), []int{3}
+	return file_plugins_sdk_proto_heartbeat_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Stale) GetPeer() string {
@@ -351,7 +351,7 @@ type Reject struct {
 
 func (x *Reject) Reset() {
 	*x = Reject{}
-	mi := &file_core_proto_heartbeat_proto_msgTypes[4]
+	mi := &file_plugins_sdk_proto_heartbeat_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -363,7 +363,7 @@ func (x *Reject) String() string {
 func (*Reject) ProtoMessage() {}
 
 func (x *Reject) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_heartbeat_proto_msgTypes[4]
+	mi := &file_plugins_sdk_proto_heartbeat_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -376,7 +376,7 @@ func (x *Reject) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reject.ProtoReflect.Descriptor instead.
 func (*Reject) Descriptor() ([]byte, []int) {
-	return file_core_proto_heartbeat_proto_rawDescGZIP(), []int{4}
+	return file_plugins_sdk_proto_heartbeat_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Reject) GetPeer() string {
@@ -408,7 +408,7 @@ type HeartbeatOut struct {
 
 func (x *HeartbeatOut) Reset() {
 	*x = HeartbeatOut{}
-	mi := &file_core_proto_heartbeat_proto_msgTypes[5]
+	mi := &file_plugins_sdk_proto_heartbeat_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +420,7 @@ func (x *HeartbeatOut) String() string {
 func (*HeartbeatOut) ProtoMessage() {}
 
 func (x *HeartbeatOut) ProtoReflect() protoreflect.Message {
-	mi := &file_core_proto_heartbeat_proto_msgTypes[5]
+	mi := &file_plugins_sdk_proto_heartbeat_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,7 +433,7 @@ func (x *HeartbeatOut) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatOut.ProtoReflect.Descriptor instead.
 func (*HeartbeatOut) Descriptor() ([]byte, []int) {
-	return file_core_proto_heartbeat_proto_rawDescGZIP(), []int{5}
+	return file_plugins_sdk_proto_heartbeat_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *HeartbeatOut) GetMsg() isHeartbeatOut_Msg {
@@ -511,11 +511,11 @@ func (*HeartbeatOut_Reject) isHeartbeatOut_Msg() {}
 
 func (*HeartbeatOut_Ready) isHeartbeatOut_Msg() {}
 
-var File_core_proto_heartbeat_proto protoreflect.FileDescriptor
+var File_plugins_sdk_proto_heartbeat_proto protoreflect.FileDescriptor
 
-const file_core_proto_heartbeat_proto_rawDesc = "" +
+const file_plugins_sdk_proto_heartbeat_proto_rawDesc = "" +
 	"\n" +
-	"\x1acore/proto/heartbeat.proto\x12\x12vigil.heartbeat.v1\x1a\x19core/proto/resource.proto\"\xe6\x02\n" +
+	"!plugins/sdk/proto/heartbeat.proto\x12\x12vigil.heartbeat.v1\x1a plugins/sdk/proto/resource.proto\"\xe6\x02\n" +
 	"\x0fHeartbeatConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x18\n" +
@@ -554,22 +554,22 @@ const file_core_proto_heartbeat_proto_rawDesc = "" +
 	"\x03msg2\xa2\x01\n" +
 	"\tHeartbeat\x12G\n" +
 	"\x04Info\x12\x1e.vigil.resource.v1.InfoRequest\x1a\x1f.vigil.resource.v1.InfoResponse\x12L\n" +
-	"\x03Run\x12\x1f.vigil.heartbeat.v1.HeartbeatIn\x1a .vigil.heartbeat.v1.HeartbeatOut(\x010\x01B&Z$github.com/vigil-ha/vigil/core/protob\x06proto3"
+	"\x03Run\x12\x1f.vigil.heartbeat.v1.HeartbeatIn\x1a .vigil.heartbeat.v1.HeartbeatOut(\x010\x01B-Z+github.com/vigil-ha/vigil/plugins/sdk/protob\x06proto3"
 
 var (
-	file_core_proto_heartbeat_proto_rawDescOnce sync.Once
-	file_core_proto_heartbeat_proto_rawDescData []byte
+	file_plugins_sdk_proto_heartbeat_proto_rawDescOnce sync.Once
+	file_plugins_sdk_proto_heartbeat_proto_rawDescData []byte
 )
 
-func file_core_proto_heartbeat_proto_rawDescGZIP() []byte {
-	file_core_proto_heartbeat_proto_rawDescOnce.Do(func() {
-		file_core_proto_heartbeat_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_core_proto_heartbeat_proto_rawDesc), len(file_core_proto_heartbeat_proto_rawDesc)))
+func file_plugins_sdk_proto_heartbeat_proto_rawDescGZIP() []byte {
+	file_plugins_sdk_proto_heartbeat_proto_rawDescOnce.Do(func() {
+		file_plugins_sdk_proto_heartbeat_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_plugins_sdk_proto_heartbeat_proto_rawDesc), len(file_plugins_sdk_proto_heartbeat_proto_rawDesc)))
 	})
-	return file_core_proto_heartbeat_proto_rawDescData
+	return file_plugins_sdk_proto_heartbeat_proto_rawDescData
 }
 
-var file_core_proto_heartbeat_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
-var file_core_proto_heartbeat_proto_goTypes = []any{
+var file_plugins_sdk_proto_heartbeat_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_plugins_sdk_proto_heartbeat_proto_goTypes = []any{
 	(*HeartbeatConfig)(nil), // 0: vigil.heartbeat.v1.HeartbeatConfig
 	(*HeartbeatIn)(nil),     // 1: vigil.heartbeat.v1.HeartbeatIn
 	(*Beat)(nil),            // 2: vigil.heartbeat.v1.Beat
@@ -580,7 +580,7 @@ var file_core_proto_heartbeat_proto_goTypes = []any{
 	(*InfoRequest)(nil),     // 7: vigil.resource.v1.InfoRequest
 	(*InfoResponse)(nil),    // 8: vigil.resource.v1.InfoResponse
 }
-var file_core_proto_heartbeat_proto_depIdxs = []int32{
+var file_plugins_sdk_proto_heartbeat_proto_depIdxs = []int32{
 	6, // 0: vigil.heartbeat.v1.HeartbeatConfig.keywords:type_name -> vigil.heartbeat.v1.HeartbeatConfig.KeywordsEntry
 	0, // 1: vigil.heartbeat.v1.HeartbeatIn.config:type_name -> vigil.heartbeat.v1.HeartbeatConfig
 	2, // 2: vigil.heartbeat.v1.HeartbeatOut.beat:type_name -> vigil.heartbeat.v1.Beat
@@ -597,17 +597,17 @@ var file_core_proto_heartbeat_proto_depIdxs = []int32{
 	0, // [0:5] is the sub-list for field type_name
 }
 
-func init() { file_core_proto_heartbeat_proto_init() }
-func file_core_proto_heartbeat_proto_init() {
-	if File_core_proto_heartbeat_proto != nil {
+func init() { file_plugins_sdk_proto_heartbeat_proto_init() }
+func file_plugins_sdk_proto_heartbeat_proto_init() {
+	if File_plugins_sdk_proto_heartbeat_proto != nil {
 		return
 	}
-	file_core_proto_resource_proto_init()
-	file_core_proto_heartbeat_proto_msgTypes[1].OneofWrappers = []any{
+	file_plugins_sdk_proto_resource_proto_init()
+	file_plugins_sdk_proto_heartbeat_proto_msgTypes[1].OneofWrappers = []any{
 		(*HeartbeatIn_Config)(nil),
 		(*HeartbeatIn_Dataset)(nil),
 	}
-	file_core_proto_heartbeat_proto_msgTypes[5].OneofWrappers = []any{
+	file_plugins_sdk_proto_heartbeat_proto_msgTypes[5].OneofWrappers = []any{
 		(*HeartbeatOut_Beat)(nil),
 		(*HeartbeatOut_Stale)(nil),
 		(*HeartbeatOut_Reject)(nil),
@@ -617,17 +617,17 @@ func file_core_proto_heartbeat_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_proto_heartbeat_proto_rawDesc), len(file_core_proto_heartbeat_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_sdk_proto_heartbeat_proto_rawDesc), len(file_plugins_sdk_proto_heartbeat_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_core_proto_heartbeat_proto_goTypes,
-		DependencyIndexes: file_core_proto_heartbeat_proto_depIdxs,
-		MessageInfos:      file_core_proto_heartbeat_proto_msgTypes,
+		GoTypes:           file_plugins_sdk_proto_heartbeat_proto_goTypes,
+		DependencyIndexes: file_plugins_sdk_proto_heartbeat_proto_depIdxs,
+		MessageInfos:      file_plugins_sdk_proto_heartbeat_proto_msgTypes,
 	}.Build()
-	File_core_proto_heartbeat_proto = out.File
-	file_core_proto_heartbeat_proto_goTypes = nil
-	file_core_proto_heartbeat_proto_depIdxs = nil
+	File_plugins_sdk_proto_heartbeat_proto = out.File
+	file_plugins_sdk_proto_heartbeat_proto_goTypes = nil
+	file_plugins_sdk_proto_heartbeat_proto_depIdxs = nil
 }
