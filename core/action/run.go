@@ -225,7 +225,8 @@ func (e *Engine) runOne(ctx context.Context, svc *config.Service, verb string, r
 		return &ResourceError{Service: svc.Name, RID: r.RID, Action: action, Err: err}
 	}
 	e.progress(opts, step)
-	e.log.Info("resource "+verb, "svc", svc.Name, "rid", r.RID, "elapsed", step.Elapsed)
+	// A string with its unit: a Duration would be bare nanoseconds in JSON.
+	e.log.Info("resource "+verb, "svc", svc.Name, "rid", r.RID, "elapsed", step.Elapsed.Round(time.Microsecond).String())
 	_ = e.runTriggers(ctx, svc, r.RID, r.Keywords, verb, "post", opts)
 	return nil
 }

@@ -134,6 +134,7 @@ func New(cfg Config) (*Daemon, error) {
 		d.host.Close()
 		return nil, err
 	}
+	d.host.LogWith("node", d.node.Local) // plugins' lines say where they come from
 	boot, rebooted, err := nextBoot(cfg.StateDir, cfg.RunDir)
 	if err != nil {
 		d.host.Close()

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -106,6 +107,10 @@ type Host struct {
 	// socketDir is the directory made for Config.SocketDir's default.
 	socketDir string
 	closed    bool
+	// closing is set by Close before it kills the processes (pluginLog);
+	// logWith holds LogWith's pairs.
+	closing atomic.Bool
+	logWith atomic.Value
 }
 
 // scanRun is one scan of the plugin directory.
@@ -463,6 +468,7 @@ func (h *Host) socketsLocked() (string, error) {
 // Long-lived things plugins started for services (private docker daemons)
 // are not touched.
 func (h *Host) Close() {
+	h.closing.Store(true)
 	h.mu.Lock()
 	h.closed = true
 	insts := h.plugins

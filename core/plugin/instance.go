@@ -117,7 +117,7 @@ func (i *instance) conn(ctx context.Context) (proto.ResourceDriverClient, error)
 		Cmd:              cmd,
 		SkipHostEnv:      true, // cmd.Env holds it already
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		Logger:           i.host.cfg.Logger.Named(name),
+		Logger:           pluginLog{Logger: i.host.cfg.Logger.Named(name), host: i.host},
 		StartTimeout:     i.host.cfg.StartTimeout,
 	})
 	cp, err := client.Client()
