@@ -85,11 +85,13 @@ FUZZ_TARGETS := \
 	./plugins/docker:FuzzSplitWords \
 	./plugins/hb-disk:FuzzDecodeSlot \
 	./plugins/hb-net:FuzzFrameDecode \
-	./plugins/hb-net:FuzzFrameRoundTrip
+	./plugins/hb-net:FuzzFrameRoundTrip \
+	./$(SDK)/value:FuzzParse
+# Each runs from its package's directory, so the SDK module's are found too.
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*} $${t##*:}"; \
-		$(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+		$(GO) -C $${t%%:*} test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) .; \
 	done
 
 # Go benchmarks (a status call through a plugin vs in-process), then the

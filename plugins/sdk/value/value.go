@@ -34,7 +34,8 @@ func ParseDuration(s string) (time.Duration, error) {
 		if f < 0 || math.IsNaN(f) {
 			return 0, fmt.Errorf("%q: a duration cannot be negative", s)
 		}
-		if f*float64(time.Second) > math.MaxInt64 {
+		// float64(MaxInt64) rounds up to 2^63, which does not fit: >=.
+		if f*float64(time.Second) >= math.MaxInt64 {
 			return 0, fmt.Errorf("%q: duration too long", s)
 		}
 		return time.Duration(f * float64(time.Second)), nil
@@ -74,7 +75,7 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size (e.g. 512, 10M, 1.5G)", s)
 	}
 	v := f * mult
-	if v > math.MaxInt64 {
+	if v >= math.MaxInt64 { // 2^63, as for durations
 		return 0, fmt.Errorf("%q: size too large", s)
 	}
 	return int64(v), nil
