@@ -166,6 +166,7 @@ func runCommand(ctx context.Context, argv []string, dir string, env []string, cr
 		return run{code: -1, err: fmt.Errorf("open the command's output file: %w", err)}
 	}
 	defer out.Close()
+	argv = atNormalPriority(argv)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir, cmd.Env = dir, env
 	cmd.Stdout, cmd.Stderr = out, out

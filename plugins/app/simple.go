@@ -150,11 +150,17 @@ func (d *Driver) spawn(r sdk.Resource, s *commandSpec, dir string) (proc, <-chan
 		_ = logf.Chown(int(s.cred.Uid), int(s.cred.Gid))
 	}
 	fmt.Fprintf(logf, "--- %s vigil: starting %s\n", time.Now().Format(time.RFC3339), strings.Join(s.start, " "))
-	cmd := exec.Command(s.start[0], s.start[1:]...)
+	argv := atNormalPriority(s.start)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir, cmd.Env = s.cwd, s.environ(r)
 	cmd.Stdout, cmd.Stderr = logf, logf // a file, not a pipe: nothing breaks when the plugin dies
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: s.cred}
-	if err := cmd.Start(); err != nil {
+	// In the service's cgroup, not vigild's: it outlives a restart of
+	// vigild under the unit's default KillMode.
+	place := sdk.PlaceCommand(cmd, r.Service.Name, r.RID)
+	err = cmd.Start()
+	place.Started()
+	if err != nil {
 		return proc{}, nil, fmt.Errorf("start %s: %w", s.start[0], err)
 	}
 	st, ok := startTime(cmd.Process.Pid)
