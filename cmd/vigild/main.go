@@ -43,6 +43,14 @@ func main() {
 			cfg.Logger = hclog.New(&hclog.LoggerOptions{
 				Name: "vigild", Level: hclog.LevelFromString(level), Output: os.Stderr, JSONFormat: jsonLogs,
 			})
+			// Type=notify: systemd counts vigild started once its API
+			// answers, so units ordered after it find it serving.
+			cfg.Ready = func() {
+				if err := sdNotify("READY=1"); err != nil {
+					cfg.Logger.Warn("could not tell systemd vigild is ready", "error", err)
+				}
+			}
+			cfg.Stopping = func() { _ = sdNotify("STOPPING=1") }
 			d, err := daemon.New(cfg)
 			if err != nil {
 				return err

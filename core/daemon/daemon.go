@@ -31,6 +31,9 @@ import (
 type Config struct {
 	// ConfigDir holds cluster.conf and the service files. Default /etc/vigil.
 	ConfigDir string
+	// Ready, when set, is called once the daemon serves its API (vigild
+	// tells systemd, Type=notify); Stopping when it begins to stop.
+	Ready, Stopping func()
 	// StateDir holds per-service state that survives restarts. Default
 	// /var/lib/vigil.
 	StateDir string
@@ -242,8 +245,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		run(d.serveMetrics)
 	}
 	d.log.Info("vigild running", "boot", d.boot, "socket", filepath.Join(d.cfg.RunDir, api.SocketName))
+	if d.cfg.Ready != nil {
+		d.cfg.Ready()
+	}
 	<-ctx.Done()
 	d.log.Info("vigild stopping: services keep running")
+	if d.cfg.Stopping != nil {
+		d.cfg.Stopping()
+	}
 	cancel()
 	wg.Wait()
 	return nil

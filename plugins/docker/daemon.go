@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigil-ha/vigil/plugins/sdk"
 )
 
 // The private daemon of a service lives in <RunDir>/docker. Everything
@@ -261,17 +263,20 @@ func runningDaemonPid(p daemonPaths) int {
 // own session (a signal to the plugin's process group does not reach it),
 // no parent-death signal, output to its own log file. The returned channel
 // gets dockerd's exit while this process lives; the goroutine behind it
-// reaps the child.
-func (d *Driver) spawnDaemon(p daemonPaths, args []string) (pid int, exited <-chan error, err error) {
+// reaps the child. dockerd, its containers with it, runs in a cgroup of
+// the service's (sdk.PlaceCommand), outside vigild's: vigild's unit keeps
+// the default KillMode and a restart of vigild leaves it running; where
+// says which.
+func (d *Driver) spawnDaemon(p daemonPaths, service string, args []string) (pid int, exited <-chan error, where string, err error) {
 	bin := d.cfg.DockerdPath
 	if !strings.Contains(bin, "/") {
 		if bin, err = exec.LookPath(bin); err != nil {
-			return 0, nil, fmt.Errorf("find dockerd: %w (install docker.io, or set the plugin's DockerdPath)", err)
+			return 0, nil, "", fmt.Errorf("find dockerd: %w (install docker.io, or set the plugin's DockerdPath)", err)
 		}
 	}
 	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return 0, nil, fmt.Errorf("open the dockerd log: %w", err)
+		return 0, nil, "", fmt.Errorf("open the dockerd log: %w", err)
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "--- %s vigil: starting %s %s\n", time.Now().Format(time.RFC3339), bin, strings.Join(args, " "))
@@ -282,14 +287,17 @@ func (d *Driver) spawnDaemon(p daemonPaths, args []string) (pid int, exited <-ch
 	cmd.Stdout, cmd.Stderr = logf, logf // an *os.File is handed over as is: no pipe to break when the plugin dies
 	cmd.Env = daemonEnv(os.Environ())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return 0, nil, fmt.Errorf("start %s: %w", bin, err)
+	place := sdk.PlaceCommand(cmd, service, "dockerd")
+	err = cmd.Start()
+	place.Started()
+	if err != nil {
+		return 0, nil, "", fmt.Errorf("start %s: %w", bin, err)
 	}
 	_ = os.WriteFile(spawnRecord(p), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600)
 	ch := make(chan error, 1)
 	go func() { ch <- cmd.Wait() }()
 	d.spawned.Add(1)
-	return cmd.Process.Pid, ch, nil
+	return cmd.Process.Pid, ch, place.Where, nil
 }
 
 // atNormalPriority runs argv at niceness 0 when this plugin runs at

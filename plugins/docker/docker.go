@@ -573,11 +573,11 @@ func (d *Driver) ensureDaemon(ctx context.Context, r sdk.Resource, p daemonPaths
 		return nil, fmt.Errorf("docker_daemon_args: %w", err)
 	}
 	args := dockerdArgs(p, r.Service.Name, serviceKeyword(r, KwDockerDataDir), extra)
-	pid, exited, err := d.spawnDaemon(p, args)
+	pid, exited, where, err := d.spawnDaemon(p, r.Service.Name, args)
 	if err != nil {
 		return nil, err
 	}
-	logger.Info("private docker daemon spawned", "svc", r.Service.Name, "pid", pid, "socket", p.sock)
+	logger.Info("private docker daemon spawned", "svc", r.Service.Name, "pid", pid, "socket", p.sock, "cgroup", where)
 	if err := d.waitReady(ctx, c, p, pid, exited); err != nil {
 		// A daemon that did not come up is of no use and would block the
 		// next attempt on its pid file.
@@ -664,5 +664,6 @@ func (d *Driver) stopDaemonIfIdle(ctx context.Context, r sdk.Resource, p daemonP
 		return nil, fmt.Errorf("stop the private docker daemon of %s: %w", r.Service.Name, err)
 	}
 	removeDaemonFiles(p)
+	sdk.ReleaseCgroup(r.Service.Name)
 	return []string{fmt.Sprintf("stopped docker daemon pid %d", pid)}, nil
 }
