@@ -122,6 +122,7 @@ func newUpCmd(name *string) *cobra.Command {
 	f.BoolVar(&cfg.Services, "services", true, "install the seed's two services in every node's /etc/vigil")
 	f.StringVar(&cfg.Stonith, "stonith", lab.StonithIPMI, "how the nodes fence each other through the BMCs: ipmi (stonith-ipmi) or fence_agent (fence_ipmilan through stonith-fence-agent)")
 	f.StringVar(&cfg.SplitAction, "split-action", "", "cluster.conf's split_action: none or stop (what a partition side without quorum does with its services; unset: the daemon's default)")
+	f.StringVar(&cfg.FromPackage, "from-package", "", "a vigil .deb (make package: dist/vigil_*.deb): the nodes run its binaries, plugin directory and unit command line")
 	return cmd
 }
 

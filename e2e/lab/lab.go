@@ -66,6 +66,9 @@ type Lab struct {
 	// Tool is the vigil-lab binary that runs the lab's own processes
 	// (see Config.Tool); empty in labs built before it was recorded.
 	Tool string `json:"tool,omitempty"`
+	// Package is the unpacked vigil .deb the nodes run (see package.go);
+	// empty when they run BinDir's binaries.
+	Package string `json:"package,omitempty"`
 
 	HBInterval string `json:"hb_interval"`
 	HBTimeout  string `json:"hb_timeout"`

@@ -182,6 +182,11 @@ func RunNodeInit(l *Lab, node string) error {
 			return err
 		}
 	}
+	if l.Package != "" {
+		if err := l.mountPackage(); err != nil {
+			return err
+		}
+	}
 	// Hide the host's container runtime so that a docker daemon started
 	// here runs its own containerd, inside the node, and dies with it.
 	for _, d := range []string{"/run/containerd", "/run/docker"} {
@@ -272,7 +277,12 @@ func unescapeMount(s string) string {
 // restarts it 100 ms after it dies; it reaps every other child that
 // ends up here. It never returns: the node lives until its init is killed.
 func superviseVigild(l *Lab, node string) error {
-	vigild := filepath.Join(l.BinDir, "vigild")
+	argv, nice, err := l.vigildCommand()
+	if err != nil {
+		fmt.Printf("warning: %v: the node runs without vigild\n", err)
+		argv = []string{filepath.Join(l.BinDir, "vigild")}
+	}
+	vigild := argv[0]
 	logPath := filepath.Join(l.NodeDir(node), "vigild.log")
 	start := func() int {
 		if _, err := os.Stat(vigild); err != nil {
@@ -285,11 +295,12 @@ func superviseVigild(l *Lab, node string) error {
 			return 0
 		}
 		defer logf.Close()
-		// At vigild.service's Nice=-10, as a node would run it.
-		cmd := exec.Command("nice", "-n", "-10", vigild)
+		// At vigild.service's Nice=, with its ExecStart= when the node
+		// runs the package, as a node would run it.
+		cmd := exec.Command("nice", append([]string{"-n", strconv.Itoa(nice)}, argv...)...)
 		cmd.Dir = "/"
 		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.Env = append(os.Environ(), "PATH="+l.BinDir+":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+		cmd.Env = append(os.Environ(), "PATH="+l.nodeBinPath()+":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 		if err := cmd.Start(); err != nil {
 			fmt.Printf("start vigild: %v\n", err)
 			return 0

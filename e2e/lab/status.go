@@ -142,7 +142,7 @@ func (l *Lab) ExecArgv(node string, args []string) (path string, argv, env []str
 	}
 	argv = append(argv, "--")
 	argv = append(argv, args...)
-	return nsenter, argv, withPath(os.Environ(), l.BinDir), nil
+	return nsenter, argv, withPath(os.Environ(), l.nodeBinPath()), nil
 }
 
 // withPath is env with one PATH: dir, then env's own PATH (or the

@@ -40,6 +40,10 @@ type Config struct {
 	// nodes find vigild and the plugins. Empty: the running executable,
 	// which must then be vigil-lab.
 	Tool string
+	// FromPackage is a vigil .deb (make package) whose binaries, plugin
+	// directory and unit command line the nodes run instead of the bin
+	// directory's.
+	FromPackage string
 }
 
 // Fencing methods `up --stonith` takes.
@@ -116,6 +120,9 @@ func Up(ctx context.Context, cfg Config, w io.Writer) (*Lab, error) {
 	l.HBInterval, l.HBTimeout = fmtDuration(cfg.HBInterval), fmtDuration(cfg.HBTimeout)
 	l.Stonith, l.SplitAction = cfg.Stonith, cfg.SplitAction
 	l.ArbitratorPort = cfg.ArbitratorPort
+	if cfg.FromPackage != "" {
+		l.Package = l.Path("package")
+	}
 	if err := l.save(); err != nil {
 		return nil, err
 	}
@@ -124,6 +131,12 @@ func Up(ctx context.Context, cfg Config, w io.Writer) (*Lab, error) {
 		fmt.Fprintf(w, "[%6.2fs] %s\n", time.Since(t0).Seconds(), fmt.Sprintf(format, a...))
 	}
 
+	if cfg.FromPackage != "" {
+		step("package %s unpacked in %s", cfg.FromPackage, l.Package)
+		if err := l.unpackPackage(ctx, cfg.FromPackage); err != nil {
+			return l, err
+		}
+	}
 	step("network %s.0/24 in namespace %s", l.Subnet, l.SwitchNS())
 	if err := l.buildSwitch(ctx); err != nil {
 		return l, err
@@ -152,7 +165,7 @@ func Up(ctx context.Context, cfg Config, w io.Writer) (*Lab, error) {
 	if err := l.startSupervisor(ctx, self); err != nil {
 		return l, err
 	}
-	if !fileExists(filepath.Join(l.BinDir, "vigild")) {
+	if l.Package == "" && !fileExists(filepath.Join(l.BinDir, "vigild")) {
 		fmt.Fprintf(w, "warning: no %s: the nodes run without vigild (build it, then power the nodes off and on)\n", filepath.Join(l.BinDir, "vigild"))
 	}
 	for k := 1; k <= l.Nodes; k++ {
