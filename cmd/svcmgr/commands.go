@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/cluster"
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/version"
 	"github.com/vigil-ha/vigil/plugins/docker"
 )
 
@@ -256,8 +257,11 @@ func newPluginsCmd(o *options) *cobra.Command {
 				for b, err := range errs {
 					bad = append(bad, broken{b, err.Error()})
 				}
-				return view.WriteJSON(out, map[string]any{"plugins": infos, "failed": bad})
+				return view.WriteJSON(out, map[string]any{"version": version.String(), "plugins": infos, "failed": bad})
 			}
+			// svcmgr's own version first: the built-in plugins ship with
+			// it (make package), each also carrying its own.
+			fmt.Fprintf(out, "svcmgr %s, plugins in %s\n", version.String(), o.pluginDir)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PLUGIN\tVERSION\tPROTOCOL\tTYPES\tPATH")
 			for _, in := range infos {
