@@ -59,11 +59,11 @@ func (l *Lab) vigildCommand() (argv []string, nice int, err error) {
 	if l.Package == "" {
 		return []string{filepath.Join(l.BinDir, "vigild")}, -10, nil
 	}
-	return unitCommand(filepath.Join(l.Package, packageUnit))
+	return UnitCommand(filepath.Join(l.Package, packageUnit))
 }
 
-// unitCommand reads ExecStart= and Nice= of a systemd unit's [Service].
-func unitCommand(path string) (argv []string, nice int, err error) {
+// UnitCommand reads ExecStart= and Nice= of a systemd unit's [Service].
+func UnitCommand(path string) (argv []string, nice int, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, 0, err
