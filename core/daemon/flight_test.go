@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +52,24 @@ func TestEntryOf_NamesEachEventsKind(t *testing.T) {
 			e, ok := entryOf(tc.ev)
 			if ok != tc.ok || (ok && e.Kind != tc.kind) {
 				t.Errorf("entryOf = %q %v, want %q %v", e.Kind, ok, tc.kind, tc.ok)
+			}
+		})
+	}
+}
+
+func TestLineDiff_ListsRemovedAndAddedLines(t *testing.T) {
+	for _, tc := range []struct {
+		name, a, b string
+		want       string
+	}{
+		{"one keyword changed", "[DEFAULT]\nnodes = n1 n2\norchestrate = no\n", "[DEFAULT]\nnodes = n1 n2\norchestrate = ha\n", "-orchestrate = no|+orchestrate = ha"},
+		{"a line added", "a\nb\n", "a\nx\nb\n", "+x"},
+		{"a line removed", "a\nb\nc\n", "a\nc\n", "-b"},
+		{"same", "a\n", "a\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Join(lineDiff(tc.a, tc.b), "|"); got != tc.want {
+				t.Errorf("lineDiff = %q, want %q", got, tc.want)
 			}
 		})
 	}

@@ -19,6 +19,9 @@ func (d *Daemon) journalEvent(ev api.Event) {
 	}
 	d.ops.flight.event(d, ev)
 	e, ok := entryOf(ev)
+	if ev.Kind == "config" && ev.Service != "" {
+		e, ok = d.configEntry(ev)
+	}
 	if !ok {
 		return
 	}

@@ -217,3 +217,19 @@ func TestAlert_CommandGetsTheEventInItsEnvironmentAndOnStdin(t *testing.T) {
 		return d.ops.alertErr["alert#2"] == 1
 	})
 }
+
+func TestOps_ConfigChangeJournaledWithItsDiff(t *testing.T) {
+	etc, _ := monitoredWeb(t, "")
+	n := startDaemon(t, etc)
+	if err := n.client.ConfigSet(context.Background(), "web", []string{"comment=hello"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the change in the journal", 10*time.Second, func() bool {
+		for _, e := range n.journal(t, "config") {
+			if strings.Contains(e.Message, "+comment = hello") {
+				return true
+			}
+		}
+		return false
+	})
+}
