@@ -75,6 +75,18 @@ type OpsBackend interface {
 	FollowJournal(ctx context.Context) (<-chan journal.Entry, error)
 }
 
+// OperatorNoter is told of every operator action on a service through the
+// API (start, stop, switch..., set) with its outcome, for the journal.
+type OperatorNoter interface {
+	NoteOperator(ctx context.Context, svc, action string, err error)
+}
+
+func (s *Server) noteOperator(r *http.Request, svc, action string, err error) {
+	if n, ok := s.cfg.Backend.(OperatorNoter); ok {
+		n.NoteOperator(context.WithValue(r.Context(), uidKey{}, *s.cfg.AllowUID), svc, strings.TrimSpace(action), err)
+	}
+}
+
 type uidKey struct{}
 
 // CallerUID is the uid of the caller of an API request: the server admits

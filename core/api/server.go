@@ -143,7 +143,9 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		stream(w, func(progress func(string)) error {
-			return s.cfg.Backend.Action(r.Context(), svc, req, progress)
+			err := s.cfg.Backend.Action(r.Context(), svc, req, progress)
+			s.noteOperator(r, svc, req.Action+" "+strings.Join(append(req.RIDs, req.To), " "), err)
+			return err
 		})
 	})
 	mux.HandleFunc("GET /v1/services/{svc}/config", func(w http.ResponseWriter, r *http.Request) {
@@ -164,7 +166,11 @@ func (s *Server) routes() http.Handler {
 		if !ok || !decodeBody(w, r, &req) {
 			return
 		}
-		stream(w, func(func(string)) error { return s.cfg.Backend.ConfigSet(r.Context(), svc, req.KV) })
+		stream(w, func(func(string)) error {
+			err := s.cfg.Backend.ConfigSet(r.Context(), svc, req.KV)
+			s.noteOperator(r, svc, "set "+strings.Join(req.KV, " "), err)
+			return err
+		})
 	})
 	mux.HandleFunc("POST /v1/services/{svc}/commit", func(w http.ResponseWriter, r *http.Request) {
 		svc, ok := service(w, r)

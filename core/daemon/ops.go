@@ -498,7 +498,21 @@ func (d *Daemon) FollowJournal(ctx context.Context) (<-chan journal.Entry, error
 	return ch, nil
 }
 
-var _ api.OpsBackend = (*Daemon)(nil)
+// NoteOperator implements api.OperatorNoter: an operator's action on a
+// service, with its uid and outcome, goes to the journal.
+func (d *Daemon) NoteOperator(ctx context.Context, svc, what string, err error) {
+	uid, _ := api.CallerUID(ctx)
+	msg := what + ": ok"
+	if err != nil {
+		msg = what + ": " + err.Error()
+	}
+	d.record(journal.Entry{Kind: "operator", Service: svc, Node: d.node.Local, UID: &uid, Message: msg})
+}
+
+var (
+	_ api.OpsBackend    = (*Daemon)(nil)
+	_ api.OperatorNoter = (*Daemon)(nil)
+)
 
 // avail of a local service, for the recorder.
 func (d *Daemon) localAvail(name string) (status.Status, time.Time) {

@@ -233,3 +233,22 @@ func TestOps_ConfigChangeJournaledWithItsDiff(t *testing.T) {
 		return false
 	})
 }
+
+func TestOps_OperatorActionsJournaledWithTheUID(t *testing.T) {
+	etc, _ := monitoredWeb(t, "")
+	n := startDaemon(t, etc)
+	ctx := context.Background()
+	if err := n.client.Action(ctx, "web", api.ActionRequest{Action: "start"}, func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+	n.client.Action(ctx, "web", api.ActionRequest{Action: "switch", To: "nowhere"}, func(string) {})
+	var got []string
+	for _, e := range n.journal(t, "operator") {
+		if e.Service == "web" && e.UID != nil && *e.UID == os.Getuid() {
+			got = append(got, e.Message)
+		}
+	}
+	if len(got) != 2 || got[0] != "start: ok" || !strings.HasPrefix(got[1], "switch nowhere: ") {
+		t.Errorf("operator entries %q, want the start and the refused switch with its reason", got)
+	}
+}
