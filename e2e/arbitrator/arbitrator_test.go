@@ -1,13 +1,10 @@
 package arbitrator
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,48 +30,6 @@ const arbitratorPort = 7400
 // lease is the arbitrator's: a side's takeover waits up to this long after
 // the split, for the grant both nodes held together to expire.
 const lease = 3 * time.Second
-
-// startArbitrator runs vigil-arbitrator in the lab's client namespace with
-// the lab's secret until the test ends; it returns the path of its log.
-func startArbitrator(t *testing.T, l *labtest.Lab) string {
-	t.Helper()
-	st := l.State()
-	logPath := filepath.Join(t.TempDir(), "arbitrator.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { logf.Close() })
-	cmd := exec.Command("nsenter", "--net="+st.NSPath(st.ClientNS()), "--",
-		filepath.Join(l.Bin, "vigil-arbitrator"),
-		"--listen", fmt.Sprintf("%s:%d", st.ClientAddr(), arbitratorPort),
-		"--secret-file", filepath.Join(l.NodeDir("n1"), "etc", "cluster.secret"),
-		"--cluster", l.Name, "--lease", lease.String())
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start vigil-arbitrator: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("vigil-arbitrator after SIGTERM: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-			t.Errorf("vigil-arbitrator did not stop within 10s of SIGTERM")
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("vigil-arbitrator's log:\n%s", b)
-		}
-	})
-	return logPath
-}
 
 // linesSince returns the lines of a file after offset.
 func linesSince(path string, off int64) []string {
@@ -126,7 +81,7 @@ var (
 // fences nothing.
 func TestSplit_TwoNodesAndArbitrator_OnlyOneSideHasQuorum(t *testing.T) {
 	l := suite.New(t, labtest.Options{Prefix: "ar", Nodes: 2, ArbitratorPort: arbitratorPort})
-	arbLog := startArbitrator(t, l)
+	arbLog := l.StartArbitrator(arbitratorPort, lease)
 	st := l.State()
 
 	l.WaitFor("both nodes granted the arbitrator's vote for n1,n2", 60*time.Second, func() (bool, string) {

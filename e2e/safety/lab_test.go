@@ -32,8 +32,8 @@ import (
 // (the tests run `svcmgr validate` in a node).
 var suite = &labtest.Suite{
 	Name:  "safety",
-	Build: []string{"./cmd/svcmgr"},
-	Need:  []string{"svcmgr"},
+	Build: []string{"./cmd/svcmgr", "./cmd/vigil-arbitrator"},
+	Need:  []string{"svcmgr", "vigil-arbitrator"},
 	Poll:  50 * time.Millisecond,
 }
 
@@ -47,11 +47,16 @@ type lab struct {
 }
 
 func newLab(t *testing.T, prefix string) *lab {
+	return newLabWith(t, labtest.Options{Prefix: prefix, Nodes: 2})
+}
+
+// newLabWith is newLab with the lab's options.
+func newLabWith(t *testing.T, opts labtest.Options) *lab {
 	t.Helper()
 	if _, err := exec.LookPath("iptables"); err != nil {
 		t.Skip("needs iptables (the faults the lab has no command for are rules in a node's network namespace)")
 	}
-	l := &lab{Lab: suite.New(t, labtest.Options{Prefix: prefix, Nodes: 2})}
+	l := &lab{Lab: suite.New(t, opts)}
 	l.st = l.State()
 	return l
 }
