@@ -123,6 +123,9 @@ func TestDeb_UnpackedIntoARootRunsItsCommandsFromThere(t *testing.T) {
 	})
 	t.Run("svcmgr plugins finds the packaged plugins", func(t *testing.T) {
 		out := run(t, at("usr/bin/svcmgr"), "plugins")
+		if !strings.HasPrefix(out, "svcmgr ") || strings.HasPrefix(out, "svcmgr devel") {
+			t.Errorf("svcmgr plugins does not begin with svcmgr's git version:\n%s", out)
+		}
 		for _, p := range []string{"docker", "fs", "ip", "lvm", "hb-net", "hb-disk", "stonith-ipmi", "stonith-fence-agent"} {
 			if !strings.Contains(out, filepath.Join(root, "usr/lib/vigil/plugins", "vigil-plugin-"+p)) {
 				t.Errorf("svcmgr plugins does not list %s from %s:\n%s", p, at("usr/lib/vigil/plugins"), out)
