@@ -83,8 +83,12 @@ Exit status 1 on any difference. vigild must run on this node.`,
 				fmt.Fprintln(tw, "NODE\tCHECK\tRESULT\tDETAIL")
 				for _, f := range found {
 					res := "ok"
-					if !f.OK {
+					switch {
+					case f.OK:
+					case f.Check == "cluster.conf":
 						res = "DIFFERS"
+					default:
+						res = "FAIL"
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Node, f.Check, res, f.Detail)
 				}
@@ -92,9 +96,9 @@ Exit status 1 on any difference. vigild must run on this node.`,
 			}
 			if bad > 0 {
 				if format == "text" {
-					fmt.Fprintf(cmd.ErrOrStderr(), "nodemgr: cluster check: %d differences\n", bad)
+					fmt.Fprintf(cmd.ErrOrStderr(), "nodemgr: cluster check: %d problem(s)\n", bad)
 				}
-				return &exitError{fmt.Errorf("%d differences", bad)}
+				return &exitError{fmt.Errorf("%d problem(s)", bad)}
 			}
 			return nil
 		},
