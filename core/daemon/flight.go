@@ -149,13 +149,14 @@ func (d *Daemon) flightClaim(svc, reason string) {
 		d.mu.Unlock()
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, n := range pf.f.From {
 		if p := r.peers[n]; p != nil {
 			pf.peers = append(pf.peers, *p)
 		}
 	}
 	r.pending[svc] = pf
+	r.mu.Unlock()
+	d.record(journal.Entry{Kind: "claim", Service: svc, Node: d.node.Local, Message: reason})
 }
 
 // flightStep is runAction's hook: each resource's start, timed.
