@@ -232,7 +232,7 @@ func TestCluster_MetricsShowHeartbeatAges(t *testing.T) {
 	if err != nil {
 		t.Fatalf("curl /metrics: %v\n%s", err, out)
 	}
-	for _, want := range []string{`vigil_heartbeat_age_seconds{hb="hb#1",peer="n2"}`, `vigil_heartbeat_age_seconds{hb="hb#2",peer="n2"}`,
+	for _, want := range []string{`vigil_heartbeat_last_beat_timestamp_seconds{hb="hb#1",peer="n2"}`, `vigil_heartbeat_last_beat_timestamp_seconds{hb="hb#2",peer="n2"}`,
 		"vigil_heartbeat_rejects_total", "vigil_plugin_restarts_total"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("/metrics lacks %s", want)
