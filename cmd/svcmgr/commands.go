@@ -38,7 +38,9 @@ func newActionCmd(o *options, verb, short string) *cobra.Command {
 				if line == "" {
 					return
 				}
-				steps = append(steps, line)
+				// One step per line, whether vigild sent them one by one
+				// or joined.
+				steps = append(steps, strings.Split(line, "\n")...)
 				if o.format == "text" {
 					fmt.Fprintln(out, line)
 				}

@@ -120,7 +120,7 @@ func (o *options) dial() (*api.Client, error) {
 	socket := filepath.Join(o.runDir, api.SocketName)
 	c, err := api.Dial(socket)
 	if errors.Is(err, api.ErrNotRoot) {
-		return nil, fmt.Errorf("svcmon: %w", err)
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w on %s: start vigild, or use svcmgr -s NAME print status", api.ErrNoDaemon, socket)
