@@ -148,7 +148,11 @@ func (d *Driver) Stop(ctx context.Context, r sdk.Resource) ([]string, error) {
 	case TypeOCF:
 		return d.ocfStop(ctx, r)
 	case TypeSimple:
-		return d.simpleStop(ctx, r)
+		out, err := d.simpleStop(ctx, r)
+		if err == nil {
+			sdk.ReleaseCgroup(r.Service.Name) // gone once the service's last process is
+		}
+		return out, err
 	default:
 		return d.forkingStop(ctx, r)
 	}
