@@ -188,6 +188,9 @@ type Options struct {
 	// client namespace on this port (lab.Config.ArbitratorPort); the test
 	// runs it.
 	ArbitratorPort int
+	// NoSeed brings the lab up without the seed's services and images:
+	// the test installs its own services (Lab.InstallService).
+	NoSeed bool
 }
 
 // validPrefix is a lab name's beginning that leaves room for a random
@@ -242,7 +245,7 @@ func (s *Suite) New(t *testing.T, opts Options) *Lab {
 	var out bytes.Buffer
 	built, err := lab.Up(context.Background(), lab.Config{
 		Name: l.Name, Nodes: opts.Nodes, HBInterval: HBInterval, HBTimeout: HBTimeout,
-		Images: true, Services: true, Stonith: opts.Stonith, SplitAction: opts.SplitAction,
+		Images: !opts.NoSeed, Services: !opts.NoSeed, Stonith: opts.Stonith, SplitAction: opts.SplitAction,
 		Tool: filepath.Join(l.Bin, "vigil-lab"), ArbitratorPort: opts.ArbitratorPort,
 	}, &out)
 	l.lab = built // nil when nothing was made
@@ -250,6 +253,9 @@ func (s *Suite) New(t *testing.T, opts Options) *Lab {
 		t.Fatalf("lab up: %v\n%s", err, out.String())
 	}
 	t.Logf("lab %s (%d nodes, stonith %s) up in %s", l.Name, opts.Nodes, or(opts.Stonith, "ipmi"), time.Since(begin).Round(time.Millisecond))
+	if opts.NoSeed {
+		return l
+	}
 	for _, svc := range SeedServices {
 		l.WaitAvail("n1", "n1", svc, status.Up, StartTimeout)
 	}
