@@ -547,7 +547,10 @@ func fence(v View, svc, n, format string, args ...any) []Action {
 func FenceDelay(v View, n string) time.Duration {
 	d := v.Nodes[n].FenceDelay
 	mine, theirs := priority(v, v.Local), priority(v, n)
-	if theirs > mine || (theirs == mine && slices.Index(v.Order, n) >= 0 && slices.Index(v.Order, n) < slices.Index(v.Order, v.Local)) {
+	// A peer never heard may run everything (the survivor of a fence
+	// whose victim boots with its links still down): its startup fence
+	// always waits the priority delay, for a heal to be heard first.
+	if v.Nodes[n].State == NodeUnknown || theirs > mine || (theirs == mine && slices.Index(v.Order, n) >= 0 && slices.Index(v.Order, n) < slices.Index(v.Order, v.Local)) {
 		d += v.PriorityFenceDelay
 	}
 	return d

@@ -120,6 +120,10 @@ func TestFenceDelay_TheSideRunningTheServicesWins(t *testing.T) {
 		{"nothing runs anywhere: the first node wins the tie", twoNodes(local("n2")), "n1", prio},
 		{"a static fence_delay adds to the priority delay", twoNodes(local("n2"), running("n1"), static("n1", 2*time.Second)), "n1", prio + 2*time.Second},
 		{"a static fence_delay applies alone", twoNodes(local("n1"), running("n1"), static("n2", 2*time.Second)), "n2", 2 * time.Second},
+		// A node back from a fence, its links not yet up, has heard
+		// nothing of the survivor that runs everything: its startup fence
+		// must not win the race against the heal.
+		{"a startup fence of a never-heard peer waits, whoever comes first", twoNodes(local("n1"), nodeState("n2", NodeUnknown), noInst("n2")), "n2", prio},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -336,7 +336,7 @@ func (c *chaosRun) runFault(n int, ft fault, sum *ChaosSummary) bool {
 		problems = append(problems, "fault error: "+err.Error())
 	}
 	c.repair(f)
-	ok, conv, why := c.waitConverged()
+	ok, conv, why := c.waitConverged(f)
 	notRecovered := false
 	if !ok {
 		notRecovered = true
@@ -405,7 +405,7 @@ func (c *chaosRun) runFault(n int, ft fault, sum *ChaosSummary) bool {
 	}
 	// Give it one more chance, repaired again, before the next fault.
 	c.repair(f)
-	ok, _, _ = c.waitConverged()
+	ok, _, _ = c.waitConverged(f)
 	return ok
 }
 
@@ -416,10 +416,22 @@ const settle = 3 * time.Second
 
 // waitConverged waits, up to cfg.Converge, for convergence that holds for
 // settle; it returns how long after the call it began.
-func (c *chaosRun) waitConverged() (bool, time.Duration, string) {
+func (c *chaosRun) waitConverged(f *faultRun) (bool, time.Duration, string) {
 	begin := time.Now()
 	var since time.Time
 	ok, why := c.waitFor(c.cfg.Converge+settle, func() (bool, string) {
+		// A node fenced by its peer after the repair (the fence was on
+		// its way) is powered on again, as an operator would once the
+		// takeover is done: the services must converge with it back.
+		for k, n := range c.l.NodeNames() {
+			if c.l.NodeInit(n) == nil {
+				if _, err := c.l.Power(c.ctx, k+1, true); err != nil {
+					f.ev("after the repair: power on %s: %v", n, err)
+				} else {
+					f.ev("after the repair: %s (fenced since) powered on", n)
+				}
+			}
+		}
 		ok, why := c.converged()
 		if !ok {
 			since = time.Time{}
