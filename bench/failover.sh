@@ -12,6 +12,11 @@
 # PROFILE=ip times a service holding only a floating address instead, with
 # heartbeats at 0.1 s / 0.3 s and no fencing (what keepalived users compare);
 # ARP_PROBE=0 sets the address's arp_probe (keepalived does not probe).
+# PROFILE=ocf times a service of an address, an ext4 filesystem on a shared
+# disk and nginx run by Pacemaker's heartbeat:nginx agent (plugins/app,
+# type = ocf) from a configuration on that filesystem, fenced first like
+# the seed; "api" is then nginx's first answer with the file it serves
+# from the shared filesystem.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 BIN=${VIGIL_BIN_DIR:-$here/../bin}
@@ -52,6 +57,43 @@ if [ "$PROFILE" = ip ]; then
 	} >"/run/vigil-lab/$LAB/nodes/n1/etc/$SVC.conf"
 	wait_for n1 "$(avail n1 $SVC)" up 60 "$SVC up on n1"
 	until [ -f "/run/vigil-lab/$LAB/nodes/n2/etc/$SVC.conf" ]; do sleep 0.05; done
+elif [ "$PROFILE" = ocf ]; then
+	for p in /usr/lib/ocf/resource.d/heartbeat/nginx /usr/sbin/nginx; do
+		[ -e "$p" ] || { echo "bench-failover: PROFILE=ocf needs $p (make deps)"; exit 1; }
+	done
+	lab up --nodes 2 --hb-interval "$HB_INTERVAL" --hb-timeout "$HB_TIMEOUT" --services=false --images=false >/dev/null
+	SVC=web PORT=8080 API=--api
+	ADDR=$(lab_json "d['subnet']").61
+	DEV=$(lab_json "[x['dev'] for x in d['disks'] if x['role'] == 'registry-data'][0]")
+	MNT=/run/vigil-lab/$LAB/web # removed with the lab
+	# nginx's configuration and the file it serves live on the shared
+	# disk; what nginx writes goes to the node's own /run/vigil. The disk
+	# is filled here, on the host, before any node runs the service.
+	fill=$(mktemp -d)
+	mount "$DEV" "$fill"
+	mkdir -p "$fill/www/v2"
+	echo "served from the shared disk" | tee "$fill/www/index.html" >"$fill/www/v2/index.html"
+	sed "s|@PORT@|$PORT|; s|@MNT@|$MNT|" >"$fill/nginx.conf" <<'NGINX'
+user root;
+worker_processes 1;
+pid /run/vigil/nginx-web.pid;
+error_log /run/vigil/nginx-web.error.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path /run/vigil/nginx-web.body;
+	proxy_temp_path /run/vigil/nginx-web.proxy;
+	fastcgi_temp_path /run/vigil/nginx-web.fastcgi;
+	uwsgi_temp_path /run/vigil/nginx-web.uwsgi;
+	scgi_temp_path /run/vigil/nginx-web.scgi;
+	server { listen @PORT@; root @MNT@/www; }
+}
+NGINX
+	umount "$fill" && rmdir "$fill"
+	printf '[DEFAULT]\nnodes = n1 n2\norchestrate = ha\n\n[ip#1]\nipdev = eth0\nipname = %s\nnetmask = 24\n\n[fs#1]\ndev = %s\nmnt = %s\ntype = ext4\n\n[app#1]\ntype = ocf\nagent = heartbeat:nginx\nparams = configfile=%s/nginx.conf\nmonitor = true\n' \
+		"$ADDR" "$DEV" "$MNT" "$MNT" >"/run/vigil-lab/$LAB/nodes/n1/etc/$SVC.conf"
+	wait_for n1 "$(avail n1 $SVC)" up 120 "$SVC up on n1"
+	until [ -f "/run/vigil-lab/$LAB/nodes/n2/etc/$SVC.conf" ]; do sleep 0.05; done
 else
 	lab up --nodes 2 --hb-interval "$HB_INTERVAL" --hb-timeout "$HB_TIMEOUT" >/dev/null
 	SVC=registry.opensvc.com PORT=5000 API=--api
@@ -86,7 +128,7 @@ for r in $(seq "$RUNS"); do
 	echo "run $r ($active off): lost ${L[-1]}s fenced ${F[-1]}s up ${U[-1]}s client ${C[-1]}s${API:+ api ${A[-1]}s}"
 	# Bring the old node back; the services stay on the peer (no
 	# failback), which becomes the active node of the next run.
-	[ "$PROFILE" = ip ] || wait_for "$peer" "$(avail "$peer" busybox.opensvc.com)" up 120 "busybox up on $peer"
+	[ "$PROFILE" != seed ] || wait_for "$peer" "$(avail "$peer" busybox.opensvc.com)" up 120 "busybox up on $peer"
 	lab poweron "$active" >/dev/null
 	[ "$PROFILE" != ip ] || { lab exec "$active" -- "$BIN/regclient" listen ":$PORT" >/dev/null 2>&1 & }
 	wait_for "$peer" "d['node']['$active']['state']" ready 60 "$active to rejoin"
@@ -104,6 +146,11 @@ if [ "$PROFILE" = ip ]; then
 	echo "heartbeats: network + disk, interval $HB_INTERVAL, timeout $HB_TIMEOUT; fencing: off; service: one floating address, arp_probe ${ARP_PROBE:-150ms (default)}"
 	stats lost "${L[@]}"; stats up "${U[@]}"; stats client "${C[@]}"
 	echo "failover-ip: runs=$RUNS lost_median=$(median "${L[@]}")s client_median=$(median "${C[@]}")s"
+elif [ "$PROFILE" = ocf ]; then
+	echo "heartbeats: network + disk, interval $HB_INTERVAL, timeout $HB_TIMEOUT; fencing: stonith-ipmi; service: ip, ext4 on a shared disk, nginx by heartbeat:nginx"
+	stats lost "${L[@]}"; stats fenced "${F[@]}"; stats up "${U[@]}"; stats client "${C[@]}"; stats api "${A[@]}"
+	echo "(client: first TCP connection accepted; api: nginx's first answer with the file from the shared filesystem)"
+	echo "failover-ocf: runs=$RUNS lost_median=$(median "${L[@]}")s fenced_median=$(median "${F[@]}")s up_median=$(median "${U[@]}")s client_median=$(median "${C[@]}")s api_median=$(median "${A[@]}")s"
 else
 	echo "heartbeats: network + disk, interval $HB_INTERVAL, timeout $HB_TIMEOUT; fencing: stonith-ipmi (ipmi_sim, lanplus, cipher 3)"
 	stats lost "${L[@]}"; stats fenced "${F[@]}"; stats up "${U[@]}"; stats client "${C[@]}"; stats api "${A[@]}"
