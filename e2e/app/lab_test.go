@@ -192,7 +192,7 @@ func TestApp_Lab(t *testing.T) {
 	l.WaitReady("n1", "n2", labtest.RejoinTimeout)
 	l.WaitReady("n2", "n1", labtest.RejoinTimeout)
 
-	t.Run("a simple app killed under monitor is restarted in place, then failed over", func(t *testing.T) {
+	t.Run("a simple app outlives a plugin restart; killed under monitor it is restarted in place, then failed over", func(t *testing.T) {
 		l.T = t
 		const svc = "sleeper"
 		off := l.LogSize("n1")
@@ -214,6 +214,41 @@ func TestApp_Lab(t *testing.T) {
 		if first == 0 {
 			t.Fatal("no pid file for the simple app on n1")
 		}
+
+		// The plugin killed: the app outlives it, and the restarted
+		// plugin finds it again (same pid, nothing spawned, still up).
+		out, err := l.Exec("n1", "/bin/busybox", "pidof", "vigil-plugin-app")
+		plugin := strings.TrimSpace(out)
+		if err != nil || plugin == "" || strings.Contains(plugin, " ") {
+			t.Fatalf("the app plugin's pid on n1: %q, %v", out, err)
+		}
+		off = l.LogSize("n1")
+		if out, err := l.Exec("n1", "/bin/busybox", "kill", "-9", plugin); err != nil {
+			t.Fatalf("kill the app plugin on n1: %v\n%s", err, out)
+		}
+		rePluginBack := regexp.MustCompile(`plugin exited; restarting: .*vigil-plugin-app`)
+		l.WaitFor("n1 to restart the app plugin", 60*time.Second, func() (bool, string) {
+			for _, line := range l.LogSince("n1", off) {
+				if rePluginBack.MatchString(line) {
+					return true, ""
+				}
+			}
+			return false, "no plugin restart line in n1's log"
+		})
+		l.WaitFor("the restarted plugin to read the app up", 60*time.Second, func() (bool, string) {
+			now, _ := l.Exec("n1", "/bin/busybox", "pidof", "vigil-plugin-app")
+			st := resourceStatus(l, "n1", "n1", svc, "app#1")
+			return strings.TrimSpace(now) != plugin && st == "up", fmt.Sprintf("plugin pid %q, app#1 %s", strings.TrimSpace(now), st)
+		})
+		if now := appPid(l, "n1", svc); now != first {
+			t.Fatalf("the app's pid went from %d to %d across a plugin restart", first, now)
+		}
+		for _, line := range l.LogSince("n1", off) {
+			if strings.Contains(line, "simple app started") {
+				t.Fatalf("the restarted plugin started the app again: %s", line)
+			}
+		}
+
 		off = l.LogSize("n1")
 		if out, err := l.Exec("n1", "/bin/busybox", "kill", "-9", strconv.Itoa(first)); err != nil {
 			t.Fatalf("kill the app on n1: %v\n%s", err, out)
