@@ -618,6 +618,31 @@ func leaderOf(v View, s Service) string {
 			return n
 		}
 	}
+	// The last resort: with every other node of the service lost, a node
+	// where it failed before (a killed container past its restarts, a
+	// start that failed) takes it rather than leave it down. A failure
+	// keeps a node out only while another node can run the service; a
+	// stop that failed may have left it half up, and stays out.
+	for _, n := range order {
+		node, ok := v.Nodes[n]
+		if !ok || node.State != NodeReady || node.Frozen {
+			continue
+		}
+		switch s.Instances[n].State {
+		case StartFailed, Failed:
+		default:
+			continue
+		}
+		alone := true
+		for _, o := range s.Nodes {
+			if on, known := v.Nodes[o]; o != n && known && on.State != NodeLost {
+				alone = false
+			}
+		}
+		if alone {
+			return n
+		}
+	}
 	return ""
 }
 

@@ -273,3 +273,13 @@ func TestAdmit_RefusesWhileAnUnfenceableLostPeerMayStillRunIt(t *testing.T) {
 		t.Fatalf("Admit after the wait = %v, want nil", err)
 	}
 }
+
+func TestDecide_FailedNodeIsTheLastResortWhenEveryOtherNodeIsLost(t *testing.T) {
+	runCases(t, []decideCase{
+		{name: "a node where the service failed before takes it over from a lost and fenced owner", view: twoNodes(local("n1"), nodeState("n2", NodeLost), fenced("n2"), running("n2"), inst("n1", Failed, status.Down)), want: []string{"claim", "start"}},
+		{name: "it fences the lost owner first", view: twoNodes(local("n1"), nodeState("n2", NodeLost), running("n2"), inst("n1", StartFailed, status.Down)), want: []string{"fence n2"}},
+		{name: "while another node can run it, a failed node stays out", view: base(local("n1"), nodeState("n2", NodeLost), fenced("n2"), running("n2"), inst("n1", Failed, status.Down))},
+		{name: "a stop failure is never the last resort", view: twoNodes(local("n1"), nodeState("n2", NodeLost), fenced("n2"), running("n2"), inst("n1", StopFailed, status.Down))},
+		{name: "with the other node alive, a failed node does not take it back", view: twoNodes(local("n1"), inst("n1", Failed, status.Down))},
+	})
+}
