@@ -119,6 +119,11 @@ func (w *world) inject() {
 		w.after(w.between(time.Second, 10*time.Second), func() { delete(w.net.loss, l) })
 	case fSlowDisk:
 		n.diskLag = w.between(300*time.Millisecond, 3*time.Second)
+		if !w.cfg.stonith {
+			// Without fencing, a lag past the timeout makes a live
+			// node look dead: kept below it (safeWithoutFencing).
+			n.diskLag = w.between(100*time.Millisecond, w.cfg.dskTimeout-w.cfg.dskInterval-100*time.Millisecond)
+		}
 		w.logf(n.name, "SLOW DISK reads lag %s", n.diskLag)
 		w.after(w.between(2*time.Second, 15*time.Second), func() { n.diskLag = 0 })
 	case fArbRestart:
@@ -129,6 +134,9 @@ func (w *world) inject() {
 		m := w.other(n)
 		l := [2]string{n.name, m.name}
 		w.net.slow[l] = w.between(50*time.Millisecond, 1500*time.Millisecond)
+		if !w.cfg.stonith {
+			w.net.slow[l] = w.between(50*time.Millisecond, w.cfg.netTimeout-w.cfg.netInterval-100*time.Millisecond)
+		}
 		w.logf("-", "SLOW NET %s->%s by %s", n.name, m.name, w.net.slow[l])
 		w.after(w.between(2*time.Second, 10*time.Second), func() { delete(w.net.slow, l) })
 	}
