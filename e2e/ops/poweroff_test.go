@@ -258,6 +258,11 @@ func TestOps_FencingChecksFreezeJournalAlertsAndFailovers(t *testing.T) {
 		if math.Abs(sum-f.Total) > 0.001 {
 			t.Errorf("phases sum to %.3fs, the record's total is %.3fs", sum, f.Total)
 		}
+		// The recorder's accuracy against a clock outside the cluster (not
+		// a speed: how long the takeover took does not matter here).
+		if seen := upAt.Sub(offBegin).Seconds(); math.Abs(sum-seen) > 0.2 {
+			t.Errorf("the recorded phases sum to %.3fs, the outage seen from outside is %.3fs: more than 0.2 s apart", sum, seen)
+		}
 		// The alert ran for lost, fence and failover, with every variable.
 		l.WaitFor("n2's alerts for lost, fence and failover", 30*time.Second, func() (bool, string) {
 			names, _ := filepath.Glob(filepath.Join(alerts, "*"))
