@@ -115,14 +115,14 @@ for r in $(seq "$RUNS"); do
 	lab poweroff "$active" >/dev/null
 	OFF=$(date +%s%N)
 	log=$(log_of "$peer")
-	until [ "$(secs_after "$log" "$OFF" "action done:.*svc=$SVC action=start")" != "?" ]; do
+	until [ "$(secs_after "$log" "$OFF" "action done:.*service=$SVC action=start")" != "?" ]; do
 		[ "$(since "$OFF" | cut -d. -f1)" -lt 120 ] || { echo "run $r: no takeover within 120 s"; exit 1; }
 		sleep 0.05
 	done
 	wait "$probe" || true
 	L+=("$(secs_after "$log" "$OFF" "peer lost")")
 	F+=("$(secs_after "$log" "$OFF" "node fenced")")
-	U+=("$(secs_after "$log" "$OFF" "action done:.*svc=$SVC action=start")")
+	U+=("$(secs_after "$log" "$OFF" "action done:.*service=$SVC action=start")")
 	C+=("$(awk '/^outage/ {print $2}' "/run/vigil-lab/$LAB/probe.out")")
 	A+=("$(awk '/^api-outage/ {print $2}' "/run/vigil-lab/$LAB/probe.out")")
 	echo "run $r ($active off): lost ${L[-1]}s fenced ${F[-1]}s up ${U[-1]}s client ${C[-1]}s${API:+ api ${A[-1]}s}"

@@ -188,7 +188,7 @@ func (e *Engine) runWave(ctx context.Context, svc *config.Service, verb string, 
 			continue
 		}
 		if byRID[r.item.RID].Optional && verb != "rollback" {
-			e.log.Warn("optional resource failed; going on", "svc", svc.Name, "rid", r.item.RID, "action", verb, "error", r.err)
+			e.log.Warn("optional resource failed; going on", "service", svc.Name, "rid", r.item.RID, "action", verb, "error", r.err)
 			continue
 		}
 		if failed == nil {
@@ -226,7 +226,7 @@ func (e *Engine) runOne(ctx context.Context, svc *config.Service, verb string, r
 	}
 	e.progress(opts, step)
 	// A string with its unit: a Duration would be bare nanoseconds in JSON.
-	e.log.Info("resource "+verb, "svc", svc.Name, "rid", r.RID, "elapsed", step.Elapsed.Round(time.Microsecond).String())
+	e.log.Info("resource "+verb, "service", svc.Name, "rid", r.RID, "elapsed", step.Elapsed.Round(time.Microsecond).String())
 	_ = e.runTriggers(ctx, svc, r.RID, r.Keywords, verb, "post", opts)
 	return nil
 }

@@ -59,7 +59,7 @@ func (e *Engine) runTriggers(ctx context.Context, svc *config.Service, rid strin
 		if blocking {
 			return fmt.Errorf("%s: %w; the %s is aborted", name, err, action)
 		}
-		e.log.Warn("trigger failed; going on", "svc", svc.Name, "rid", stepRID, "trigger", name, "error", err)
+		e.log.Warn("trigger failed; going on", "service", svc.Name, "rid", stepRID, "trigger", name, "error", err)
 	}
 	return nil
 }

@@ -251,7 +251,7 @@ func (s *Server) exchange(ctx context.Context, c net.Conn) {
 	if err := c.SetDeadline(start.Add(s.cfg.Timeout)); err != nil {
 		return
 	}
-	log = log.With("peer", q.Node, "svc", q.Service)
+	log = log.With("peer", q.Node, "service", q.Service)
 	a := s.answer(log, q)
 	if err := writeFrame(c, sealReply(s.cfg.Key, frame, q, &a)); err != nil {
 		log.Warn("send the config", "error", err)

@@ -36,7 +36,7 @@ func (d *Daemon) configEntry(ev api.Event) (journal.Entry, bool) {
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
 		if werr := action.WriteFileAtomic(path, content, 0o600, ev.Time); werr != nil {
-			d.log.Error("journal: keep the config's copy", "svc", ev.Service, "error", werr)
+			d.log.Error("journal: keep the config's copy", "service", ev.Service, "error", werr)
 		}
 	}
 	if old == nil {

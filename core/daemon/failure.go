@@ -44,7 +44,7 @@ func (d *Daemon) sayFailure(s *service) {
 	if !st.Failed() {
 		return
 	}
-	d.log.Warn("service left failed by a former run: nothing starts it until an operator does", "svc", s.name, "state", st.State, "reason", s.persist.Reason, "fix", "svcmgr -s "+s.name+" start")
+	d.log.Warn("service left failed by a former run: nothing starts it until an operator does", "service", s.name, "state", st.State, "reason", s.persist.Reason, "fix", "svcmgr -s "+s.name+" start")
 	go d.emit(api.Event{Kind: "warn", Service: s.name, Node: d.node.Local, Message: st.State + ": " + st.Reason})
 }
 

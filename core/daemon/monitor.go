@@ -92,7 +92,7 @@ func (d *Daemon) monitor(ctx context.Context, name string, st status.Service) {
 			delete(d.orch.busy, name)
 			d.orch.mu.Unlock()
 		}()
-		log := d.log.Named("monitor").With("svc", name)
+		log := d.log.Named("monitor").With("service", name)
 		if exhausted == nil {
 			// A restart in place is a start: it checks what any start
 			// checks (a peer may have taken the service over meanwhile).

@@ -416,9 +416,9 @@ func (d *Daemon) expireFailures(now time.Time) {
 		delete(d.ops.restarts, x.name)
 		d.ops.mu.Unlock()
 		if err := d.savePersisted(x.name, p); err != nil {
-			d.log.Error("persist service state", "svc", x.name, "error", err)
+			d.log.Error("persist service state", "service", x.name, "error", err)
 		}
-		d.log.Info("failure expired (failure_timeout)", "svc", x.name, "was", was, "after", x.age.Round(time.Second))
+		d.log.Info("failure expired (failure_timeout)", "service", x.name, "was", was, "after", x.age.Round(time.Second))
 		d.record(journal.Entry{Kind: "monitor", Service: x.name, Node: d.node.Local, Message: was + " expired after failure_timeout"})
 		d.publishMaintenance()
 		d.poke()

@@ -164,7 +164,7 @@ func (d *Daemon) setState(name string, st orchestrator.InstanceState) {
 	d.orch.since[name] = time.Now()
 	d.orch.mu.Unlock()
 	if err := d.savePersisted(name, p); err != nil {
-		d.log.Error("persist service state", "svc", name, "error", err)
+		d.log.Error("persist service state", "service", name, "error", err)
 	}
 	if len(d.hbChans) > 0 {
 		d.publish()
@@ -172,7 +172,7 @@ func (d *Daemon) setState(name string, st orchestrator.InstanceState) {
 }
 
 func (d *Daemon) execute(ctx context.Context, a orchestrator.Action) {
-	log := d.log.Named("orchestrator").With("svc", a.Service)
+	log := d.log.Named("orchestrator").With("service", a.Service)
 	switch a.Kind {
 	case orchestrator.Warn:
 		d.orch.mu.Lock()
@@ -224,7 +224,7 @@ func (d *Daemon) warnUnfenced(a orchestrator.Action) {
 	for _, n := range strings.Split(strings.TrimPrefix(a.Reason, "taking over from lost "), ", ") {
 		if _, ok := d.node.Stonith[n]; !ok {
 			msg := "no STONITH configured for " + n + ": taking over without fencing it"
-			d.log.Warn(msg, "svc", a.Service)
+			d.log.Warn(msg, "service", a.Service)
 			d.emit(api.Event{Kind: "warn", Service: a.Service, Node: n, Message: msg})
 		}
 	}
@@ -399,9 +399,9 @@ func (d *Daemon) runAction(ctx context.Context, name, verb string, rids []string
 	result := "ok"
 	if err != nil {
 		result = err.Error()
-		d.log.Error("action failed", "svc", name, "action", verb, "error", err)
+		d.log.Error("action failed", "service", name, "action", verb, "error", err)
 	} else {
-		d.log.Info("action done", "svc", name, "action", verb)
+		d.log.Info("action done", "service", name, "action", verb)
 	}
 	d.metrics.action(verb, err == nil, time.Since(begin))
 	d.mu.Lock()
@@ -409,7 +409,7 @@ func (d *Daemon) runAction(ctx context.Context, name, verb string, rids []string
 	p := s.persist
 	d.mu.Unlock()
 	if perr := d.savePersisted(name, p); perr != nil {
-		d.log.Error("persist service state", "svc", name, "error", perr)
+		d.log.Error("persist service state", "service", name, "error", perr)
 	}
 	d.emit(api.Event{Kind: "action", Service: name, Node: d.node.Local, Message: verb + ": " + result})
 	return err
@@ -453,9 +453,9 @@ func (d *Daemon) adoptExpectations(peer string) {
 			continue
 		}
 		d.mu.Unlock()
-		d.log.Info("operator expectation from peer", "svc", name, "peer", peer, "expect", inst.Expect.Value, "target", inst.Expect.Target)
+		d.log.Info("operator expectation from peer", "service", name, "peer", peer, "expect", inst.Expect.Value, "target", inst.Expect.Target)
 		if err := d.setExpect(name, inst.Expect); err != nil {
-			d.log.Error("persist service state", "svc", name, "error", err)
+			d.log.Error("persist service state", "service", name, "error", err)
 		}
 	}
 }
@@ -549,6 +549,6 @@ func (d *Daemon) clearReachedTarget(name string) {
 	d.mu.Unlock()
 	e.Target, e.Version, e.By = "", e.Version+1, d.node.Local
 	if err := d.setExpect(name, e); err != nil {
-		d.log.Error("persist service state", "svc", name, "error", err)
+		d.log.Error("persist service state", "service", name, "error", err)
 	}
 }

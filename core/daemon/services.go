@@ -75,7 +75,7 @@ func (d *Daemon) loadPersisted(name string) persisted {
 	var p persisted
 	if b, err := os.ReadFile(d.statePath(name)); err == nil {
 		if err := json.Unmarshal(b, &p); err != nil {
-			d.log.Error("unreadable service state; starting from scratch", "svc", name, "error", err)
+			d.log.Error("unreadable service state; starting from scratch", "service", name, "error", err)
 		}
 	}
 	return p
@@ -139,7 +139,7 @@ func (d *Daemon) scanConfigs(ctx context.Context) {
 	for name := range d.svcs {
 		if !seen[name] {
 			delete(d.svcs, name)
-			d.log.Info("service config removed", "svc", name)
+			d.log.Info("service config removed", "service", name)
 		}
 	}
 	d.mu.Unlock()
@@ -162,7 +162,7 @@ func (d *Daemon) loadService(ctx context.Context, name, path string, mtime time.
 		// node.Recover): an interrupted action reads as failed, a reboot
 		// forgets what ran.
 		if st := node.Recover(s.persist.State, d.rebooted); st != s.persist.State {
-			d.log.Info("instance state read back", "svc", name, "was", s.persist.State, "now", st, "host_rebooted", d.rebooted)
+			d.log.Info("instance state read back", "service", name, "was", s.persist.State, "now", st, "host_rebooted", d.rebooted)
 			if st != "" && st != s.persist.State {
 				s.persist.Reason = fmt.Sprintf("%s was interrupted: vigild stopped meanwhile", s.persist.State)
 			}
@@ -174,7 +174,7 @@ func (d *Daemon) loadService(ctx context.Context, name, path string, mtime time.
 	s.path, s.mtime = path, mtime
 	if err != nil {
 		s.loadErr = err
-		d.log.Error("service config does not validate; the last valid version stays in force", "svc", name, "error", err)
+		d.log.Error("service config does not validate; the last valid version stays in force", "service", name, "error", err)
 		return
 	}
 	sum := sha256.Sum256(data)
@@ -191,11 +191,11 @@ func (d *Daemon) loadService(ctx context.Context, name, path string, mtime time.
 	if s.persist.ConfigVersion != v.Version || s.persist.ConfigSum != v.Sum {
 		s.persist.ConfigVersion, s.persist.ConfigSum = v.Version, v.Sum
 		if err := d.savePersisted(name, s.persist); err != nil {
-			d.log.Error("persist service state", "svc", name, "error", err)
+			d.log.Error("persist service state", "service", name, "error", err)
 		}
 	}
 	s.statusAt = time.Time{} // evaluate now
-	d.log.Info("service config loaded", "svc", name, "version", s.version.Version)
+	d.log.Info("service config loaded", "service", name, "version", s.version.Version)
 	go d.emit(api.Event{Kind: "config", Service: name, Node: d.node.Local})
 }
 
@@ -238,15 +238,15 @@ func (d *Daemon) syncConfigs(peer string) {
 			err = fmt.Errorf("its nodes (%s) do not list this node %s", conf.Keywords["nodes"], d.node.Local)
 		}
 		if err != nil {
-			d.log.Error("refused a config from a peer: it does not validate here", "svc", name, "peer", peer, "error", err)
+			d.log.Error("refused a config from a peer: it does not validate here", "service", name, "peer", peer, "error", err)
 			continue
 		}
 		mtime := time.Now()
 		if err := action.WriteFileAtomic(path, content, 0o600, mtime); err != nil {
-			d.log.Error("write synced config", "svc", name, "error", err)
+			d.log.Error("write synced config", "service", name, "error", err)
 			continue
 		}
-		d.log.Info("service config synced from peer", "svc", name, "peer", peer, "version", inst.Config.Version)
+		d.log.Info("service config synced from peer", "service", name, "peer", peer, "version", inst.Config.Version)
 		d.loadService(context.Background(), name, path, mtime, &inst.Config)
 	}
 }

@@ -200,7 +200,7 @@ func TestApp_Lab(t *testing.T) {
 		// The start's end, not the first status read up: a kill while the
 		// start still watches the process is a failed start, not a
 		// monitor's business.
-		reDone := regexp.MustCompile(`action done: .*svc=` + svc + ` action=start`)
+		reDone := regexp.MustCompile(`action done: .*service=` + svc + ` action=start`)
 		l.WaitFor("n1 to finish starting "+svc, labtest.StartTimeout, func() (bool, string) {
 			for _, line := range l.LogSince("n1", off) {
 				if reDone.MatchString(line) {
@@ -253,7 +253,7 @@ func TestApp_Lab(t *testing.T) {
 		if out, err := l.Exec("n1", "/bin/busybox", "kill", "-9", strconv.Itoa(first)); err != nil {
 			t.Fatalf("kill the app on n1: %v\n%s", err, out)
 		}
-		reRestart := regexp.MustCompile(`monitored resource down: restarting it in place: .*svc=` + svc)
+		reRestart := regexp.MustCompile(`monitored resource down: restarting it in place: .*service=` + svc)
 		l.WaitFor("n1 to restart the killed app in place", 60*time.Second, func() (bool, string) {
 			for _, line := range l.LogSince("n1", off) {
 				if reRestart.MatchString(line) {

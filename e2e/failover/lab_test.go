@@ -70,10 +70,10 @@ func (l *lab) requireOn(node string) {
 // Log lines the tests look for.
 var (
 	reStarted = func(svc string) *regexp.Regexp {
-		return regexp.MustCompile(`action done: .*svc=` + regexp.QuoteMeta(svc) + ` action=start`)
+		return regexp.MustCompile(`action done: .*service=` + regexp.QuoteMeta(svc) + ` action=start`)
 	}
 	reOrchStart = func(svc string) *regexp.Regexp {
-		return regexp.MustCompile(`orchestrated start: .*svc=` + regexp.QuoteMeta(svc) + `\b`)
+		return regexp.MustCompile(`orchestrated start: .*service=` + regexp.QuoteMeta(svc) + `\b`)
 	}
 	reClaim   = regexp.MustCompile(`claiming the start`)
 	reFenced  = regexp.MustCompile(`node fenced: .*target=n1`)

@@ -50,7 +50,7 @@ func TestFailover_MonitoredContainerRestartsThenFailsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	killedAt := time.Now()
-	reRestart := regexp.MustCompile(`monitored resource down: restarting it in place: .*svc=` + regexp.QuoteMeta(labtest.Registry))
+	reRestart := regexp.MustCompile(`monitored resource down: restarting it in place: .*service=` + regexp.QuoteMeta(labtest.Registry))
 	l.WaitFor("n1 to restart the killed registry container in place (a \"monitored resource down: restarting it in place\" line in n1's log; is vigild's monitor there?)",
 		60*time.Second, func() (bool, string) {
 			_, got := matching(l.LogSince("n1", off1), reRestart)

@@ -116,14 +116,14 @@ var (
 		return regexp.MustCompile(`fencing failed: no takeover until it succeeds.*target=` + node + `\b`)
 	}
 	reStarted = func(svc string) *regexp.Regexp {
-		return regexp.MustCompile(`action done:.*svc=` + regexp.QuoteMeta(svc) + ` action=start`)
+		return regexp.MustCompile(`action done:.*service=` + regexp.QuoteMeta(svc) + ` action=start`)
 	}
 	rePeerLost   = regexp.MustCompile(`peer lost`)
 	reQuorumLost = regexp.MustCompile(`quorum lost`)
 )
 
 func regexpStopped(svc string) *regexp.Regexp {
-	return regexp.MustCompile(`action done:.*svc=` + regexp.QuoteMeta(svc) + ` action=stop`)
+	return regexp.MustCompile(`action done:.*service=` + regexp.QuoteMeta(svc) + ` action=stop`)
 }
 
 func regexpLiteral(s string) *regexp.Regexp { return regexp.MustCompile(regexp.QuoteMeta(s)) }

@@ -65,7 +65,7 @@ lab poweroff n1
 # registry runs) and until the registry answers GET /v2/.
 OFF=$(date +%s%N)
 N2LOG=/run/vigil-lab/$LAB/nodes/n2/vigild.log
-until grep -q 'action done:.*svc=registry.opensvc.com action=start' "$N2LOG" 2>/dev/null; do
+until grep -q 'action done:.*service=registry.opensvc.com action=start' "$N2LOG" 2>/dev/null; do
 	[ "$(since "$OFF" | cut -d. -f1)" -lt 120 ] || { echo "demo: no takeover within 120 s"; exit 1; }
 	sleep 0.05
 done
@@ -75,7 +75,7 @@ client=$(awk '/^outage/ {print $2}' "/run/vigil-lab/$LAB/probe.out")
 api=$(awk '/^api-outage/ {print $2}' "/run/vigil-lab/$LAB/probe.out")
 lost=$(secs_after "$N2LOG" "$OFF" "peer lost")
 fenced=$(secs_after "$N2LOG" "$OFF" "node fenced")
-up=$(secs_after "$N2LOG" "$OFF" "action done:.*svc=registry.opensvc.com action=start")
+up=$(secs_after "$N2LOG" "$OFF" "action done:.*service=registry.opensvc.com action=start")
 echo "n1 lost after ${lost}s; fenced (power-off confirmed by its BMC) after ${fenced}s; registry up on n2 after ${up}s; client outage ${client}s (TCP accepted), ${api}s (registry answers GET /v2/)"
 grep -h -E "peer lost|node fenced|claiming|orchestrated start" "/run/vigil-lab/$LAB/nodes/n2/vigild.log" | tail -6 | cut -c1-160
 

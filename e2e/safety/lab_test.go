@@ -252,10 +252,10 @@ var (
 		return regexp.MustCompile(`fencing failed: no takeover until it succeeds.*target=` + target + `\b`)
 	}
 	reStarted = func(svc string) *regexp.Regexp {
-		return regexp.MustCompile(`action done: .*svc=` + regexp.QuoteMeta(svc) + ` action=start`)
+		return regexp.MustCompile(`action done: .*service=` + regexp.QuoteMeta(svc) + ` action=start`)
 	}
 	reOrchStop = func(svc string) *regexp.Regexp {
-		return regexp.MustCompile(`orchestrated stop: .*svc=` + regexp.QuoteMeta(svc) + `\b`)
+		return regexp.MustCompile(`orchestrated stop: .*service=` + regexp.QuoteMeta(svc) + `\b`)
 	}
 )
 

@@ -82,7 +82,7 @@ func TestSafety_RestartedDaemonOnPartitionedNodeStartsNothing(t *testing.T) {
 	lines := l.LogSince("n2", off)
 	t.Logf("n1 as the restarted n2 saw it: %s", strings.Join(states, " → "))
 	t.Logf("n2, %s after the restart: %s", time.Since(killed).Round(time.Millisecond), grep(lines, reFenceFailed("n1"))[0])
-	if got := grep(lines, regexp.MustCompile(`svc=`+regexp.QuoteMeta(labtest.Registry)+`.*(claiming the start|orchestrated start)|(claiming the start|orchestrated start).*svc=`+regexp.QuoteMeta(labtest.Registry))); len(got) > 0 {
+	if got := grep(lines, regexp.MustCompile(`service=`+regexp.QuoteMeta(labtest.Registry)+`.*(claiming the start|orchestrated start)|(claiming the start|orchestrated start).*service=`+regexp.QuoteMeta(labtest.Registry))); len(got) > 0 {
 		t.Errorf("the restarted n2 went for the registry's start while n1 was not fenced:\n%s", strings.Join(got, "\n"))
 	}
 	if got := grep(lines, reFenced("n1")); len(got) > 0 {

@@ -58,7 +58,7 @@ func TestSafety_OneWaySplitWithoutFencingWaitsForTheLoserToStop(t *testing.T) {
 	if i := first(lines1, regexp.MustCompile(`quorum lost`)); i < 0 {
 		t.Errorf("n1 never lost quorum: n2's datasets say n2 no longer sees it\n%s", tail(lines1, 20))
 	}
-	stopped := first(lines1, regexp.MustCompile(`action done: .*svc=`+regexp.QuoteMeta(labtest.Registry)+` action=stop`))
+	stopped := first(lines1, regexp.MustCompile(`action done: .*service=`+regexp.QuoteMeta(labtest.Registry)+` action=stop`))
 	if stopped < 0 {
 		t.Errorf("n1 never stopped the registry after losing quorum (split_action = stop)\n%s", tail(lines1, 20))
 	}

@@ -176,7 +176,7 @@ func (d *Driver) spawn(r sdk.Resource, s *commandSpec, dir string) (proc, <-chan
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	d.log.Info("simple app started", "svc", r.Service.Name, "rid", r.RID, "pid", p.pid)
+	d.log.Info("simple app started", "service", r.Service.Name, "rid", r.RID, "pid", p.pid)
 	return p, exited, nil
 }
 
@@ -242,7 +242,7 @@ func (d *Driver) kill(ctx context.Context, p proc, s *commandSpec, r sdk.Resourc
 		_ = syscall.Kill(p.pid, syscall.SIGTERM) // in case it left its group
 	}
 	if !waitGone(p, grace) {
-		d.log.Warn("app did not exit after SIGTERM, killing it", "svc", r.Service.Name, "rid", r.RID, "pid", p.pid, "grace", grace)
+		d.log.Warn("app did not exit after SIGTERM, killing it", "service", r.Service.Name, "rid", r.RID, "pid", p.pid, "grace", grace)
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 		_ = syscall.Kill(p.pid, syscall.SIGKILL)
 		if !waitGone(p, 5*time.Second) {

@@ -557,7 +557,7 @@ func (d *Driver) ensureDaemon(ctx context.Context, r sdk.Resource, p daemonPaths
 	if pid := runningDaemonPid(p); pid != 0 {
 		// Alive but not answering: still starting up (its spawner died) or
 		// recovering its containers. Give it the start timeout.
-		logger.Info("private docker daemon runs but does not answer yet, waiting", "svc", r.Service.Name, "pid", pid)
+		logger.Info("private docker daemon runs but does not answer yet, waiting", "service", r.Service.Name, "pid", pid)
 		if err := d.waitReady(ctx, c, p, pid, nil); err != nil {
 			return nil, fmt.Errorf("the private docker daemon of %s (pid %d) does not answer on %s: %w; last lines of %s:\n%s", r.Service.Name, pid, p.sock, err, p.log, logTail(p, 15))
 		}
@@ -577,7 +577,7 @@ func (d *Driver) ensureDaemon(ctx context.Context, r sdk.Resource, p daemonPaths
 	if err != nil {
 		return nil, err
 	}
-	logger.Info("private docker daemon spawned", "svc", r.Service.Name, "pid", pid, "socket", p.sock, "cgroup", where)
+	logger.Info("private docker daemon spawned", "service", r.Service.Name, "pid", pid, "socket", p.sock, "cgroup", where)
 	if err := d.waitReady(ctx, c, p, pid, exited); err != nil {
 		// A daemon that did not come up is of no use and would block the
 		// next attempt on its pid file.
@@ -585,7 +585,7 @@ func (d *Driver) ensureDaemon(ctx context.Context, r sdk.Resource, p daemonPaths
 		removeDaemonFiles(p)
 		return nil, fmt.Errorf("start the private docker daemon of %s: %w; fix the cause shown in %s (docker_daemon_args?), last lines:\n%s", r.Service.Name, err, p.log, logTail(p, 15))
 	}
-	logger.Info("private docker daemon ready", "svc", r.Service.Name, "pid", pid)
+	logger.Info("private docker daemon ready", "service", r.Service.Name, "pid", pid)
 	return []string{fmt.Sprintf("started docker daemon pid %d on %s", pid, p.sock)}, nil
 }
 
@@ -645,7 +645,7 @@ func (d *Driver) stopDaemonIfIdle(ctx context.Context, r sdk.Resource, p daemonP
 				keep = keep || siblings[strings.TrimPrefix(n, "/")]
 			}
 			if keep {
-				logger.Debug("private docker daemon kept: a container of the service still runs", "svc", r.Service.Name, "container", s.Names)
+				logger.Debug("private docker daemon kept: a container of the service still runs", "service", r.Service.Name, "container", s.Names)
 				return nil, nil
 			}
 		}
@@ -658,7 +658,7 @@ func (d *Driver) stopDaemonIfIdle(ctx context.Context, r sdk.Resource, p daemonP
 	}
 	// Either idle, or alive and not answering: a service being stopped
 	// cannot leave a daemon that holds its data root.
-	logger.Info("stopping private docker daemon", "svc", r.Service.Name, "pid", pid)
+	logger.Info("stopping private docker daemon", "service", r.Service.Name, "pid", pid)
 	d.forgetClient(p)
 	if err := terminate(ctx, pid, p, d.cfg.DaemonStopTimeout); err != nil {
 		return nil, fmt.Errorf("stop the private docker daemon of %s: %w", r.Service.Name, err)

@@ -295,7 +295,7 @@ func (d *Driver) Start(ctx context.Context, r sdk.Resource) ([]string, error) {
 	if len(errs) > 0 {
 		return nil, sdk.FieldErrors("fs", errs)
 	}
-	log := d.log.With("rid", r.RID, "svc", r.Service.Name, "dev", s.dev, "mnt", s.mnt)
+	log := d.log.With("rid", r.RID, "service", r.Service.Name, "dev", s.dev, "mnt", s.mnt)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -338,7 +338,7 @@ func (d *Driver) Stop(ctx context.Context, r sdk.Resource) ([]string, error) {
 	if len(errs) > 0 {
 		return nil, sdk.FieldErrors("fs", errs)
 	}
-	log := d.log.With("rid", r.RID, "svc", r.Service.Name, "dev", s.dev, "mnt", s.mnt)
+	log := d.log.With("rid", r.RID, "service", r.Service.Name, "dev", s.dev, "mnt", s.mnt)
 	st, err := d.inspect(s)
 	if err != nil {
 		return nil, fmt.Errorf("umount %s: %w", s.mnt, err)

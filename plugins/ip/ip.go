@@ -301,7 +301,7 @@ func (d *Driver) Start(ctx context.Context, r sdk.Resource) ([]string, error) {
 	if prefix > t.addr.BitLen() {
 		return nil, fmt.Errorf("start %s: prefix /%d is too long for %s; fix netmask", s.label(), prefix, t.addr)
 	}
-	log := d.log.With("rid", r.RID, "svc", r.Service.Name, "addr", t.addr, "dev", s.dev)
+	log := d.log.With("rid", r.RID, "service", r.Service.Name, "addr", t.addr, "dev", s.dev)
 	var out []string
 	ifi, arpable := arpInterface(t.link)
 	if t.addr.Is4() && arpable {
@@ -364,7 +364,7 @@ func (d *Driver) Stop(ctx context.Context, r sdk.Resource) ([]string, error) {
 	if err := netlink.AddrDel(t.link, t.have); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 		return nil, fmt.Errorf("stop %s: remove %s from %s: %w", s.label(), t.have.IPNet, s.dev, err)
 	}
-	d.log.Info("address removed", "rid", r.RID, "svc", r.Service.Name, "addr", t.have.IPNet, "dev", s.dev)
+	d.log.Info("address removed", "rid", r.RID, "service", r.Service.Name, "addr", t.have.IPNet, "dev", s.dev)
 	return []string{fmt.Sprintf("removed %s from %s", t.have.IPNet, s.dev)}, nil
 }
 

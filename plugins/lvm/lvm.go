@@ -183,7 +183,7 @@ func (d *Driver) Start(ctx context.Context, r sdk.Resource) ([]string, error) {
 	if d.hostErr != nil {
 		return nil, fmt.Errorf("start vg %s: %w", vg, d.hostErr)
 	}
-	log := d.log.With("rid", r.RID, "svc", r.Service.Name, "vg", vg)
+	log := d.log.With("rid", r.RID, "service", r.Service.Name, "vg", vg)
 	var out []string
 	info, err := d.vgInfo(ctx, vg)
 	if err != nil {
@@ -271,7 +271,7 @@ func (d *Driver) Stop(ctx context.Context, r sdk.Resource) ([]string, error) {
 		}
 		out = append(out, fmt.Sprintf("removed the tag %s", tag))
 	}
-	d.log.Info("deactivated", "rid", r.RID, "svc", r.Service.Name, "vg", vg)
+	d.log.Info("deactivated", "rid", r.RID, "service", r.Service.Name, "vg", vg)
 	if r.Bool(KwSCSIReserv) {
 		rs, devs, err := d.reservation(ctx, r, vg)
 		if err != nil {
@@ -399,7 +399,7 @@ func (d *Driver) reservation(ctx context.Context, r sdk.Resource, vg string) (re
 	if err != nil {
 		return reserver{}, nil, err
 	}
-	log := d.log.With("rid", r.RID, "svc", r.Service.Name, "vg", vg)
+	log := d.log.With("rid", r.RID, "service", r.Service.Name, "vg", vg)
 	return reserver{key: key, open: d.openPR, log: log}, devs, nil
 }
 
