@@ -163,7 +163,9 @@ func TestCluster_ForgedReplayedAndCorruptMessagesAreRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	const slot = 1 << 20 // hb-disk's default slot size; n2 has slot 1
+	// n2 has slot 1, after the 4 KiB label and slot 0 (hb-disk's default
+	// slot size, 1 MiB).
+	const slot = 4096 + 1<<20
 	old := make([]byte, 64*1024)
 	if _, err := f.ReadAt(old, slot); err != nil {
 		t.Fatal(err)
@@ -226,7 +228,10 @@ func TestCluster_MetricsShowHeartbeatAges(t *testing.T) {
 	l := clusterlab.New(t, 2, hbInterval, hbTimeout)
 	l.StartAll()
 	n1 := l.Nodes[0]
-	clusterlab.WaitFor(t, "n1 to see n2", 15*time.Second, func() bool { return n1.Status(t).Node["n2"].State == cluster.Ready })
+	clusterlab.WaitFor(t, "n1 to hear n2 on both heartbeats", 15*time.Second, func() bool {
+		ns := n1.Status(t).Node["n2"]
+		return ns.State == cluster.Ready && ns.HB["hb#1"] != nil && !ns.HB["hb#1"].Stale && ns.HB["hb#2"] != nil && !ns.HB["hb#2"].Stale
+	})
 	// The endpoint listens on the node's own loopback: ask from inside.
 	out, err := exec.Command("ip", "netns", "exec", n1.NS, "curl", "-sf", "http://127.0.0.1:9100/metrics").CombinedOutput()
 	if err != nil {
