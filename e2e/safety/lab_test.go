@@ -308,6 +308,8 @@ type watcher struct {
 	// node), current each node's live one.
 	lives   map[uint64]string
 	current map[string]uint64
+	// mntNS: the mount namespace of each node's init seen → the node.
+	mntNS map[string]string
 }
 
 // watch starts sampling the mounts of the given disk roles (registry-root,
@@ -316,7 +318,7 @@ type watcher struct {
 func (l *lab) watch(roles []string, addrs []string) *watcher {
 	l.T.Helper()
 	w := &watcher{l: l, devs: map[string]string{}, addrs: addrs, stop: make(chan struct{}), done: make(chan struct{}),
-		lives: map[uint64]string{}, current: map[string]uint64{}}
+		lives: map[uint64]string{}, current: map[string]uint64{}, mntNS: map[string]string{}}
 	for _, role := range roles {
 		dev := l.st.LoopDev(role)
 		var st unix.Stat_t
@@ -383,6 +385,16 @@ func (w *watcher) sample() sample {
 			}
 		}
 	}
+	for n, ino := range w.current {
+		if ino == 0 {
+			continue
+		}
+		if p := w.l.st.NodeInit(n); p != nil {
+			if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", p.Pid)); err == nil {
+				w.mntNS[ns] = n
+			}
+		}
+	}
 	entries, _ := os.ReadDir("/proc")
 	seen := map[string]bool{}
 	for _, e := range entries {
@@ -403,6 +415,11 @@ func (w *watcher) sample() sample {
 			continue
 		}
 		node := w.nodeOf(pid)
+		if n, ok := w.mntNS[ns]; ok && node == "host" {
+			// A host process that entered a node's mount namespace
+			// (a command run in the node, nsenter): the node's mounts.
+			node = n
+		}
 		for _, r := range roles {
 			if !slices.Contains(s.mounts[node], r) {
 				s.mounts[node] = append(s.mounts[node], r)
