@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"strings"
-	"time"
 
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/journal"
@@ -14,10 +13,7 @@ func (d *Daemon) journalEvent(ev api.Event) {
 	if d.ops == nil {
 		return
 	}
-	if ev.Time.IsZero() {
-		ev.Time = time.Now()
-	}
-	d.ops.flight.event(d, ev)
+	d.ops.flight.event(d, ev) // emit has stamped ev.Time
 	e, ok := entryOf(ev)
 	if ev.Kind == "config" && ev.Service != "" {
 		e, ok = d.configEntry(ev)

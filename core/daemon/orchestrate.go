@@ -23,7 +23,7 @@ type orch struct {
 	fencing     map[string]bool      // fence in progress
 	busy        map[string]bool      // service -> an orchestrated action runs
 	since       map[string]time.Time // service -> when the local state was entered
-	lastWarn    map[string]time.Time
+	lastWarn    map[string]time.Time // a rate-limited occasion's last: a service's warning, a retry (due)
 	restarts    map[string]*restarts // service/rid -> monitor's restart budget
 	quorum      bool
 	quorumKnown bool
@@ -503,7 +503,7 @@ func (d *Daemon) noteQuorum(ctx context.Context, v orchestrator.View) {
 			continue
 		}
 		// A stop that failed is tried again, but not at every tick.
-		if inst.State == orchestrator.StopFailed && !d.orch.due("splitstop/"+s.Name, splitStopRetry) {
+		if inst.State == orchestrator.StopFailed && !d.orch.due("splitstop/"+s.Name, splitStopRetry, v.Now) {
 			continue
 		}
 		d.execute(ctx, orchestrator.Action{Kind: orchestrator.Stop, Service: s.Name, Reason: "quorum lost (split_action = stop)"})
@@ -514,12 +514,12 @@ func (d *Daemon) noteQuorum(ctx context.Context, v orchestrator.View) {
 // tried again.
 const splitStopRetry = 5 * time.Second
 
-// due reports whether key's last occasion is every or more ago, and if so
-// records now as its last.
-func (o *orch) due(key string, every time.Duration) bool {
+// due reports whether key's last occasion is every or more before now
+// (the decision's time, not the clock's), and if so records now as its
+// last.
+func (o *orch) due(key string, every time.Duration, now time.Time) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	now := time.Now()
 	if last, ok := o.lastWarn[key]; ok && now.Sub(last) < every {
 		return false
 	}

@@ -624,32 +624,32 @@ func leaderOf(v View, s Service) string {
 	// keeps a node out only while another node can run the service; a
 	// stop that failed may have left it half up, and stays out.
 	for _, n := range order {
-		node, ok := v.Nodes[n]
-		if !ok || node.State != NodeReady || node.Frozen {
-			continue
-		}
-		switch s.Instances[n].State {
-		case StartFailed, Failed:
-		default:
-			continue
-		}
-		alone := true
-		for _, o := range s.Nodes {
-			if on, known := v.Nodes[o]; o != n && known && on.State != NodeLost {
-				alone = false
-			}
-		}
-		if alone {
+		if st := s.Instances[n].State; available(v, n) && (st == StartFailed || st == Failed) && othersLost(v, s, n) {
 			return n
 		}
 	}
 	return ""
 }
 
+// othersLost reports whether every node of s but n is lost.
+func othersLost(v View, s Service, n string) bool {
+	for _, o := range s.Nodes {
+		if on, known := v.Nodes[o]; o != n && known && on.State != NodeLost {
+			return false
+		}
+	}
+	return true
+}
+
+// available reports whether node n is ready and not frozen.
+func available(v View, n string) bool {
+	node, ok := v.Nodes[n]
+	return ok && node.State == NodeReady && !node.Frozen
+}
+
 // eligible reports whether node n can take service s.
 func eligible(v View, s Service, n string) bool {
-	node, ok := v.Nodes[n]
-	if !ok || node.State != NodeReady || node.Frozen {
+	if !available(v, n) {
 		return false
 	}
 	switch s.Instances[n].State {
