@@ -423,15 +423,7 @@ func (c *chaosRun) waitConverged(f *faultRun) (bool, time.Duration, string) {
 		// A node fenced by its peer after the repair (the fence was on
 		// its way) is powered on again, as an operator would once the
 		// takeover is done: the services must converge with it back.
-		for k, n := range c.l.NodeNames() {
-			if c.l.NodeInit(n) == nil {
-				if _, err := c.l.Power(c.ctx, k+1, true); err != nil {
-					f.ev("after the repair: power on %s: %v", n, err)
-				} else {
-					f.ev("after the repair: %s (fenced since) powered on", n)
-				}
-			}
-		}
+		c.powerOnOff(f, "after the repair (fenced since)")
 		ok, why := c.converged()
 		if !ok {
 			since = time.Time{}
@@ -736,16 +728,21 @@ func (c *chaosRun) repair(f *faultRun) {
 			}
 		}
 	}
+	c.powerOnOff(f, "repair")
+	f.ev("repaired")
+}
+
+// powerOnOff powers on every node that is off, and records it under why.
+func (c *chaosRun) powerOnOff(f *faultRun, why string) {
 	for k, n := range c.l.NodeNames() {
 		if c.l.NodeInit(n) == nil {
-			if _, err := c.l.Power(ctx, k+1, true); err != nil {
-				f.ev("repair: power on %s: %v", n, err)
+			if _, err := c.l.Power(c.ctx, k+1, true); err != nil {
+				f.ev("%s: power on %s: %v", why, n, err)
 			} else {
-				f.ev("repair: %s powered on", n)
+				f.ev("%s: %s powered on", why, n)
 			}
 		}
 	}
-	f.ev("repaired")
 }
 
 // Fault steps. Each records what it did in the fault's events.
