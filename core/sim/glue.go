@@ -39,14 +39,6 @@ func loadPersisted(p persisted, rebooted bool) persisted {
 	return p
 }
 
-// publishInterval mirrors Daemon.publishInterval.
-func publishInterval(nc *cluster.NodeConfig) time.Duration {
-	return node.TimingsOf(nc.Heartbeats).Publish
-}
-
-// tickInterval mirrors Daemon.tickInterval.
-func tickInterval(nc *cluster.NodeConfig) time.Duration { return node.TimingsOf(nc.Heartbeats).Tick }
-
 // orchestratorView mirrors Daemon.orchestratorView: core/node builds the
 // view from what the daemon knows.
 func orchestratorView(d *daemon, now time.Time) orchestrator.View {
@@ -87,7 +79,7 @@ func forgetFences(d *daemon) {
 // heartbeat timeout the view is judged afresh and nothing is decided for
 // a timeout; the first decisions after it run with Resumed.
 func rereading(d *daemon, now time.Time) bool {
-	timeout := heartbeatTimeout(d.n.nc)
+	timeout := node.TimingsOf(d.n.nc.Heartbeats).Timeout // Daemon.heartbeatTimeout
 	last := d.lastTick
 	d.lastTick = now
 	if node.Unheard(last, now, timeout) || node.Unheard(d.pubAt, now, timeout) {
@@ -97,11 +89,6 @@ func rereading(d *daemon, now time.Time) bool {
 		d.resumed = true
 	}
 	return now.Before(d.rereadUntil)
-}
-
-// heartbeatTimeout mirrors Daemon.heartbeatTimeout.
-func heartbeatTimeout(nc *cluster.NodeConfig) time.Duration {
-	return node.TimingsOf(nc.Heartbeats).Timeout
 }
 
 // updateJoining mirrors Daemon.updateJoining; it reports whether the

@@ -279,13 +279,14 @@ func (w *world) startDaemon(n *machine, why string) {
 	w.logf(n.name, "daemon start #%d (%s) boot %d, persisted %s", d.life, why, d.boot, d.persistString())
 	// The loops of Daemon.Run, each first run after its own interval
 	// (publishLoop publishes at once).
-	w.loop(d, 0, publishInterval(n.nc), d.publish)
-	w.loop(d, tickInterval(n.nc), tickInterval(n.nc), d.tick)
+	tm := node.TimingsOf(n.nc.Heartbeats) // Daemon.publishInterval, tickInterval
+	w.loop(d, 0, tm.Publish, d.publish)
+	w.loop(d, tm.Tick, tm.Tick, d.tick)
 	w.loop(d, 50*time.Millisecond, 50*time.Millisecond, d.orchestrate)
 	w.loop(d, 100*time.Millisecond, 100*time.Millisecond, d.statusLoop)
 	w.loop(d, time.Second, time.Second, func() { n.seen = d.view.Seen() }) // Daemon.seenLoop
 	if w.arb != nil {
-		w.loop(d, 0, publishInterval(n.nc), func() { w.askArbitrator(d) }) // Daemon.arbitratorLoop
+		w.loop(d, 0, tm.Publish, func() { w.askArbitrator(d) }) // Daemon.arbitratorLoop
 	}
 	w.startDiskPlugin(d)
 }
