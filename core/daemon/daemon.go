@@ -364,25 +364,13 @@ func (d *Daemon) serviceNames() []string {
 }
 
 func (d *Daemon) lookup(name string) (*service, error) {
-	d.mu.Lock()
-	s, ok := d.svcs[name]
-	d.mu.Unlock()
-	if ok {
-		d.rescan(s)
-		return s, nil
-	}
-	// A file written since the last scan is read now, not up to a scan
-	// interval later.
-	path, err := action.FindService(d.cfg.ConfigDir, name)
-	if err != nil {
-		return nil, err
-	}
-	if fi, err := os.Stat(path); err == nil {
-		d.loadService(context.Background(), name, path, fi.ModTime(), nil)
-	}
+	// A file written or changed since the last scan is read now, not up
+	// to a scan interval later.
+	d.readIfChanged(context.Background(), name)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if s, ok = d.svcs[name]; !ok {
+	s, ok := d.svcs[name]
+	if !ok {
 		return nil, action.UnknownService(d.cfg.ConfigDir, name)
 	}
 	return s, nil

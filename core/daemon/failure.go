@@ -1,9 +1,7 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
-	"os"
 
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/config"
@@ -46,22 +44,6 @@ func (d *Daemon) sayFailure(s *service) {
 	}
 	d.log.Warn("service left failed by a former run: nothing starts it until an operator does", "service", s.name, "state", st.State, "reason", s.persist.Reason, "fix", "svcmgr -s "+s.name+" start")
 	go d.emit(api.Event{Kind: "warn", Service: s.name, Node: d.node.Local, Message: st.State + ": " + st.Reason})
-}
-
-// rescan reads s's file again when it changed since it was read: an
-// operator's action must act on the file as it is now (or be refused if
-// it does not validate), not on what the last scan saw.
-func (d *Daemon) rescan(s *service) {
-	fi, err := os.Stat(s.path)
-	if err != nil {
-		return
-	}
-	d.mu.Lock()
-	same := s.mtime.Equal(fi.ModTime())
-	d.mu.Unlock()
-	if !same {
-		d.loadService(context.Background(), s.name, s.path, fi.ModTime(), nil)
-	}
 }
 
 // refuseInvalid refuses an operator's action on a service whose file on

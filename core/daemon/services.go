@@ -118,22 +118,7 @@ func (d *Daemon) scanConfigs(ctx context.Context) {
 	seen := map[string]bool{}
 	for _, name := range names {
 		seen[name] = true
-		path, err := action.FindService(d.cfg.ConfigDir, name)
-		if err != nil {
-			continue
-		}
-		fi, err := os.Stat(path)
-		if err != nil {
-			continue
-		}
-		d.mu.Lock()
-		s, ok := d.svcs[name]
-		if ok && s.path == path && s.mtime.Equal(fi.ModTime()) {
-			d.mu.Unlock()
-			continue
-		}
-		d.mu.Unlock()
-		d.loadService(ctx, name, path, fi.ModTime(), nil)
+		d.readIfChanged(ctx, name)
 	}
 	d.mu.Lock()
 	for name := range d.svcs {
@@ -143,6 +128,28 @@ func (d *Daemon) scanConfigs(ctx context.Context) {
 		}
 	}
 	d.mu.Unlock()
+}
+
+// readIfChanged loads name's file when it is new or changed since it was
+// read (by path and mtime): the scan's rule, and an action's, which must
+// act on the file as it is now (or be refused if it does not validate),
+// not on what the last scan saw.
+func (d *Daemon) readIfChanged(ctx context.Context, name string) {
+	path, err := action.FindService(d.cfg.ConfigDir, name)
+	if err != nil {
+		return
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	d.mu.Lock()
+	s, ok := d.svcs[name]
+	same := ok && s.path == path && s.mtime.Equal(fi.ModTime())
+	d.mu.Unlock()
+	if !same {
+		d.loadService(ctx, name, path, fi.ModTime(), nil)
+	}
 }
 
 // loadService (re)reads a service's file. synced is the version a peer's
