@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -49,27 +48,6 @@ func newClearCmd(o *options) *cobra.Command {
 	return c
 }
 
-// flight is the journal's failover record (core/daemon's Flight).
-type flight struct {
-	Service   string    `json:"service"`
-	Node      string    `json:"node"`
-	Kind      string    `json:"kind"`
-	From      []string  `json:"from,omitempty"`
-	Reason    string    `json:"reason"`
-	Begin     time.Time `json:"begin"`
-	Phases    []phase   `json:"phases"`
-	Resources []phase   `json:"resources,omitempty"`
-	Total     float64   `json:"total_seconds"`
-	Failed    string    `json:"failed,omitempty"`
-}
-
-type phase struct {
-	Name    string    `json:"name"`
-	Start   time.Time `json:"start"`
-	End     time.Time `json:"end"`
-	Seconds float64   `json:"seconds"`
-}
-
 func newPrintFailoversCmd(o *options) *cobra.Command {
 	var last int
 	c := &cobra.Command{
@@ -84,10 +62,10 @@ func newPrintFailoversCmd(o *options) *cobra.Command {
 			if c == nil {
 				return errNeedsDaemon
 			}
-			var flights []flight
+			var flights []api.Flight
 			q := url.Values{"service": {o.service}, "kind": {"failover"}, "limit": {fmt.Sprint(last)}}
 			err := c.Journal(cmd.Context(), q, func(e journal.Entry) {
-				var f flight
+				var f api.Flight
 				if json.Unmarshal(e.Data, &f) == nil {
 					flights = append(flights, f)
 				}
@@ -97,7 +75,7 @@ func newPrintFailoversCmd(o *options) *cobra.Command {
 			}
 			if o.format == "json" {
 				if flights == nil {
-					flights = []flight{}
+					flights = []api.Flight{}
 				}
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -119,7 +97,7 @@ func newPrintFailoversCmd(o *options) *cobra.Command {
 
 // drawFlight draws a failover as a timeline: a bar per phase, placed and
 // sized on one scale, then the resources' starts.
-func drawFlight(w io.Writer, f flight) {
+func drawFlight(w io.Writer, f api.Flight) {
 	const width = 50
 	head := f.Kind
 	if len(f.From) > 0 {
@@ -136,7 +114,7 @@ func drawFlight(w io.Writer, f flight) {
 	if span <= 0 {
 		span = 1
 	}
-	bar := func(name string, p phase) {
+	bar := func(name string, p api.Phase) {
 		from := int(p.Start.Sub(f.Begin).Seconds() / span * width)
 		n := max(1, int(p.Seconds/span*width+0.5))
 		from = min(max(from, 0), width-1)
@@ -147,7 +125,7 @@ func drawFlight(w io.Writer, f flight) {
 		bar(p.Name, p)
 	}
 	rs := slices.Clone(f.Resources)
-	slices.SortFunc(rs, func(a, b phase) int { return a.Start.Compare(b.Start) })
+	slices.SortFunc(rs, func(a, b api.Phase) int { return a.Start.Compare(b.Start) })
 	for _, r := range rs {
 		bar("  "+r.Name, r)
 	}

@@ -5,16 +5,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-ha/vigil/core/api"
 )
 
 func TestDrawFlight_ABarPerPhaseOnOneScale(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	ph := func(name string, from, to float64) phase {
-		return phase{Name: name, Start: t0.Add(time.Duration(from * float64(time.Second))), End: t0.Add(time.Duration(to * float64(time.Second))), Seconds: to - from}
+	ph := func(name string, from, to float64) api.Phase {
+		return api.Phase{Name: name, Start: t0.Add(time.Duration(from * float64(time.Second))), End: t0.Add(time.Duration(to * float64(time.Second))), Seconds: to - from}
 	}
-	f := flight{Service: "web", Node: "n2", Kind: "takeover", From: []string{"n1"}, Begin: t0, Total: 4,
-		Phases:    []phase{ph("detect", 0, 1), ph("fence", 1, 2), ph("start", 2, 4)},
-		Resources: []phase{ph("fs#1", 2, 2.5), ph("container#1", 2.5, 4)}}
+	f := api.Flight{Service: "web", Node: "n2", Kind: "takeover", From: []string{"n1"}, Begin: t0, Total: 4,
+		Phases:    []api.Phase{ph("detect", 0, 1), ph("fence", 1, 2), ph("start", 2, 4)},
+		Resources: []api.Phase{ph("fs#1", 2, 2.5), ph("container#1", 2.5, 4)}}
 	var b bytes.Buffer
 	drawFlight(&b, f)
 	out := b.String()

@@ -16,41 +16,14 @@ import (
 // start this node makes is timed phase by phase (the peer's last beat,
 // lost, fence asked and confirmed, claim, each resource's start, service
 // up, first good monitor) and written to the journal as one "failover"
-// entry, whose Data is a Flight.
+// entry, whose Data is an api.Flight.
 
-// Flight is one recorded takeover or move.
-type Flight struct {
-	Service string `json:"service"`
-	Node    string `json:"node"`
-	// Kind is takeover (from a lost node), move (an operator's target) or
-	// start (placement).
-	Kind   string   `json:"kind"`
-	From   []string `json:"from,omitempty"`
-	Reason string   `json:"reason"`
-	Begin  time.Time
-	// Phases follow each other: their durations sum to Total.
-	Phases    []Phase   `json:"phases"`
-	Resources []Phase   `json:"resources,omitempty"`
-	Total     float64   `json:"total_seconds"`
-	End       time.Time `json:"end"`
-	Failed    string    `json:"failed,omitempty"`
-}
-
-// Phase is one bar of a flight's timeline.
-type Phase struct {
-	Name    string    `json:"name"`
-	Start   time.Time `json:"start"`
-	End     time.Time `json:"end"`
-	Seconds float64   `json:"seconds"`
-}
-
-// peerTimes is what the recorder knows of a lost peer.
 type peerTimes struct {
 	lastBeat, lost, fenceAsked, fenced time.Time
 }
 
 type pendingFlight struct {
-	f          Flight
+	f          api.Flight
 	claim      time.Time
 	startBegin time.Time
 	startEnd   time.Time
@@ -137,7 +110,7 @@ func (d *Daemon) flightClaim(svc, reason string) {
 	}
 	r := d.ops.flight
 	now := time.Now()
-	pf := &pendingFlight{f: Flight{Service: svc, Node: d.node.Local, Kind: "start", Reason: reason}, claim: now, steps: map[string]time.Time{}}
+	pf := &pendingFlight{f: api.Flight{Service: svc, Node: d.node.Local, Kind: "start", Reason: reason}, claim: now, steps: map[string]time.Time{}}
 	if from, ok := strings.CutPrefix(reason, "taking over from lost "); ok {
 		pf.f.Kind = "takeover"
 		pf.f.From = strings.Split(from, ", ")
@@ -183,7 +156,7 @@ func (d *Daemon) flightStep(st action.Step) {
 		if !ok {
 			begin = now.Add(-st.Elapsed)
 		}
-		pf.f.Resources = append(pf.f.Resources, Phase{Name: st.RID, Start: begin, End: now, Seconds: now.Sub(begin).Seconds()})
+		pf.f.Resources = append(pf.f.Resources, api.Phase{Name: st.RID, Start: begin, End: now, Seconds: now.Sub(begin).Seconds()})
 	}
 }
 
@@ -233,7 +206,7 @@ func (d *Daemon) finishFlights(now time.Time) {
 
 // build lays the phases end to end, from the earliest known time (the
 // lost peer's last beat) to the service up, then the first good monitor.
-func (pf *pendingFlight) build() Flight {
+func (pf *pendingFlight) build() api.Flight {
 	f := pf.f
 	var p peerTimes
 	if len(pf.peers) > 0 {
@@ -259,7 +232,7 @@ func (pf *pendingFlight) build() Flight {
 		if prev.IsZero() {
 			f.Begin = m.at
 		} else if m.name != "" && m.name != "up" {
-			f.Phases = append(f.Phases, Phase{Name: m.name, Start: prev, End: m.at, Seconds: m.at.Sub(prev).Seconds()})
+			f.Phases = append(f.Phases, api.Phase{Name: m.name, Start: prev, End: m.at, Seconds: m.at.Sub(prev).Seconds()})
 		}
 		prev = m.at
 	}

@@ -12,7 +12,7 @@ import (
 func TestFlight_PhasesLaidEndToEndSumToTheTotal(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	pf := &pendingFlight{f: Flight{Service: "web", Kind: "takeover", From: []string{"n1"}},
+	pf := &pendingFlight{f: api.Flight{Service: "web", Kind: "takeover", From: []string{"n1"}},
 		peers: []peerTimes{{lastBeat: at(0), lost: at(1000), fenceAsked: at(1010), fenced: at(1060)}},
 		claim: at(1070), startBegin: at(1080), startEnd: at(3500), up: at(3500)}
 	pf.f.End = at(4000)

@@ -205,7 +205,7 @@ func (m *metrics) alertRun(alert string, ok bool) { m.alerts.WithLabelValues(ale
 
 func (m *metrics) journalEntry(kind string) { m.journal.WithLabelValues(kind).Inc() }
 
-func (m *metrics) failover(f Flight) {
+func (m *metrics) failover(f api.Flight) {
 	if f.Failed != "" {
 		return
 	}

@@ -219,15 +219,7 @@ func TestOps_FencingChecksFreezeJournalAlertsAndFailovers(t *testing.T) {
 			return a == "up", a
 		})
 		t.Logf("outage seen from the test: %.3fs from the power-off command (%.3fs from its return)", upAt.Sub(offBegin).Seconds(), upAt.Sub(offAt).Seconds())
-		var flights []struct {
-			Kind   string   `json:"kind"`
-			From   []string `json:"from"`
-			Total  float64  `json:"total_seconds"`
-			Phases []struct {
-				Name    string  `json:"name"`
-				Seconds float64 `json:"seconds"`
-			} `json:"phases"`
-		}
+		var flights []api.Flight
 		l.WaitFor("the registry's takeover recorded on n2", 60*time.Second, func() (bool, string) {
 			out, err := l.Exec("n2", "svcmgr", "-s", labtest.Registry, "print", "failovers", "--format", "json")
 			if err != nil {
