@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-ha/vigil/cmd/internal/cli"
 	"github.com/vigil-ha/vigil/cmd/internal/view"
 	"github.com/vigil-ha/vigil/core/api"
 	"github.com/vigil-ha/vigil/core/cluster"
@@ -98,7 +99,7 @@ Exit status 1 on any difference. vigild must run on this node.`,
 				if format == "text" {
 					fmt.Fprintf(cmd.ErrOrStderr(), "nodemgr: cluster check: %d problem(s)\n", bad)
 				}
-				return &exitError{fmt.Errorf("%d problem(s)", bad)}
+				return &cli.SaidError{Err: fmt.Errorf("%d problem(s)", bad)}
 			}
 			return nil
 		},

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/vigil-ha/vigil/cmd/internal/cli"
 )
 
 func main() {
@@ -23,15 +25,9 @@ func main() {
 	if err == nil {
 		return
 	}
-	var exit *exitError
+	var exit *cli.SaidError
 	if !errors.As(err, &exit) {
 		fmt.Fprintln(os.Stderr, "nodemgr: "+err.Error())
 	}
 	os.Exit(1)
 }
-
-// exitError ends nodemgr with status 1 after its output already said why
-// (a check that found differences, a validation that found errors).
-type exitError struct{ err error }
-
-func (e *exitError) Error() string { return e.err.Error() }

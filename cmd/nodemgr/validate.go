@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-ha/vigil/cmd/internal/cli"
 	"github.com/vigil-ha/vigil/core/cluster"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/plugin"
@@ -37,7 +38,7 @@ func newValidateCmd() *cobra.Command {
 }
 
 // loadClusterConf loads and validates path, printing each problem as
-// file:line on stderr; the error is then an exitError.
+// file:line on stderr; the error is then a cli.SaidError.
 func loadClusterConf(cmd *cobra.Command, host *plugin.Host, path string) (*cluster.NodeConfig, error) {
 	infos, _, err := host.Plugins(cmd.Context())
 	if err != nil {
@@ -47,7 +48,7 @@ func loadClusterConf(cmd *cobra.Command, host *plugin.Host, path string) (*clust
 	var errs config.Errors
 	if errors.As(err, &errs) {
 		fmt.Fprintln(cmd.ErrOrStderr(), errs.Error())
-		return nil, &exitError{fmt.Errorf("%s: %d errors", path, len(errs))}
+		return nil, &cli.SaidError{Err: fmt.Errorf("%s: %d errors", path, len(errs))}
 	}
 	return conf, err
 }

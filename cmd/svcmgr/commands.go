@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-ha/vigil/cmd/internal/cli"
 	"github.com/vigil-ha/vigil/cmd/internal/view"
 	"github.com/vigil-ha/vigil/core/action"
 	"github.com/vigil-ha/vigil/core/api"
@@ -197,7 +198,7 @@ func newValidateCmd(o *options) *cobra.Command {
 				}
 			}
 			if failed {
-				return &exitError{errors.New("validation failed")}
+				return &cli.SaidError{Err: errors.New("validation failed")}
 			}
 			return nil
 		},
@@ -283,7 +284,7 @@ func newPluginsCmd(o *options) *cobra.Command {
 				fmt.Fprintf(cmd.ErrOrStderr(), "svcmgr: plugin %s: %v\n", b, errs[b])
 			}
 			if len(errs) > 0 {
-				return &exitError{errors.New("some plugins failed")}
+				return &cli.SaidError{Err: errors.New("some plugins failed")}
 			}
 			return nil
 		},
@@ -314,7 +315,7 @@ func writeResult(w io.Writer, svc, verb string, steps []string, err error) error
 		return werr
 	}
 	if err != nil {
-		return &exitError{err}
+		return &cli.SaidError{Err: err}
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-
+	"github.com/vigil-ha/vigil/cmd/internal/cli"
 	"github.com/vigil-ha/vigil/cmd/internal/view"
 )
 
@@ -30,7 +30,7 @@ func main() {
 	if err == nil {
 		return
 	}
-	var exit *exitError
+	var exit *cli.SaidError
 	switch {
 	case errors.As(err, &exit): // the output said why already
 	case jsonOutput(cmd):
@@ -41,11 +41,6 @@ func main() {
 	}
 	os.Exit(1)
 }
-
-// exitError ends svcmgr with status 1 after its output already said why.
-type exitError struct{ err error }
-
-func (e *exitError) Error() string { return e.err.Error() }
 
 // jsonOutput reports whether the command line asked for --format json.
 func jsonOutput(root *cobra.Command) bool {

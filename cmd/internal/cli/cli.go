@@ -83,3 +83,10 @@ func MinimumArgs(n int, what string) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+// SaidError ends a command with status 1 after its output already said why
+// (a validation that printed its errors, a check that printed its
+// findings): main prints nothing more for it.
+type SaidError struct{ Err error }
+
+func (e *SaidError) Error() string { return e.Err.Error() }
