@@ -250,13 +250,11 @@ func TestOps_FencingChecksFreezeJournalAlertsAndFailovers(t *testing.T) {
 		if math.Abs(sum-f.Total) > 0.001 {
 			t.Errorf("phases sum to %.3fs, the record's total is %.3fs", sum, f.Total)
 		}
-		// The recorder's accuracy against a clock outside the cluster (not
-		// a speed: how long the takeover took does not matter here).
-		// From the power-off's return (the node is off then), to the
-		// first poll that saw the service up.
-		if seen := upAt.Sub(offAt).Seconds(); math.Abs(sum-seen) > 0.2 {
-			t.Errorf("the recorded phases sum to %.3fs, the outage seen from outside is %.3fs: more than 0.2 s apart", sum, seen)
-		}
+		// How the record compares with a clock outside the cluster is
+		// reported, not asserted: the outside figure carries the poll's
+		// lag and the power-off command's own time (the ground rule: no
+		// timing in a test).
+		t.Logf("recorded %.3fs, seen from outside %.3fs from the power-off's return: %+.3fs apart", sum, upAt.Sub(offAt).Seconds(), sum-upAt.Sub(offAt).Seconds())
 		// The alert ran for lost, fence and failover, with every variable.
 		l.WaitFor("n2's alerts for lost, fence and failover", 30*time.Second, func() (bool, string) {
 			names, _ := filepath.Glob(filepath.Join(alerts, "*"))
