@@ -308,8 +308,10 @@ type watcher struct {
 	// node), current each node's live one.
 	lives   map[uint64]string
 	current map[string]uint64
-	// mntNS: the mount namespace of each node's init seen → the node.
-	mntNS map[string]string
+	// mntNS: the mount namespace of each node's init seen → the node;
+	// curMnt: each node's live one.
+	mntNS  map[string]string
+	curMnt map[string]string
 }
 
 // watch starts sampling the mounts of the given disk roles (registry-root,
@@ -318,7 +320,7 @@ type watcher struct {
 func (l *lab) watch(roles []string, addrs []string) *watcher {
 	l.T.Helper()
 	w := &watcher{l: l, devs: map[string]string{}, addrs: addrs, stop: make(chan struct{}), done: make(chan struct{}),
-		lives: map[uint64]string{}, current: map[string]uint64{}, mntNS: map[string]string{}}
+		lives: map[uint64]string{}, current: map[string]uint64{}, mntNS: map[string]string{}, curMnt: map[string]string{}}
 	for _, role := range roles {
 		dev := l.st.LoopDev(role)
 		var st unix.Stat_t
@@ -370,7 +372,7 @@ func (w *watcher) Samples() []sample {
 func (w *watcher) sample() sample {
 	s := sample{at: time.Now(), mounts: map[string][]string{}, addrs: map[string][]string{}}
 	for _, n := range w.l.Nodes {
-		w.current[n] = 0
+		w.current[n], w.curMnt[n] = 0, ""
 		p := w.l.st.NodeInit(n)
 		if p == nil {
 			continue
@@ -391,7 +393,7 @@ func (w *watcher) sample() sample {
 		}
 		if p := w.l.st.NodeInit(n); p != nil {
 			if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", p.Pid)); err == nil {
-				w.mntNS[ns] = n
+				w.mntNS[ns], w.curMnt[n] = n, ns
 			}
 		}
 	}
@@ -406,19 +408,30 @@ func (w *watcher) sample() sample {
 		if err != nil || seen[ns] {
 			continue
 		}
-		roles, ok := w.mounted(pid)
+		// The node first: a process that exits between the two reads
+		// (a powered-off node's, being torn down) would otherwise have
+		// its mounts read and then its pid namespace not found, and
+		// count as the host's.
+		node, ok := w.nodeOf(pid)
 		if !ok {
 			continue // gone meanwhile: another process of its namespace will do
+		}
+		roles, ok := w.mounted(pid)
+		if !ok {
+			continue
 		}
 		seen[ns] = true
 		if len(roles) == 0 {
 			continue
 		}
-		node := w.nodeOf(pid)
 		if n, ok := w.mntNS[ns]; ok && node == "host" {
 			// A host process that entered a node's mount namespace
-			// (a command run in the node, nsenter): the node's mounts.
+			// (a command run in the node, nsenter): the node's mounts,
+			// or its earlier life's.
 			node = n
+			if w.curMnt[n] != ns {
+				node = n + "~"
+			}
 		}
 		for _, r := range roles {
 			if !slices.Contains(s.mounts[node], r) {
@@ -455,11 +468,12 @@ func (w *watcher) mounted(pid int) ([]string, bool) {
 // nodeOf is the node a host process belongs to, by its pid namespace: a
 // node's, or one nested in it (a container's). Unlike its parents, a
 // process's pid namespace stays what it was while the kernel tears a
-// powered-off node down. "host" when it is in no node.
-func (w *watcher) nodeOf(pid int) string {
+// powered-off node down. "host" when it is in no node; false when the
+// process is gone.
+func (w *watcher) nodeOf(pid int) (string, bool) {
 	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/pid", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "host"
+		return "", false
 	}
 	for range 32 {
 		var st unix.Stat_t
@@ -469,19 +483,19 @@ func (w *watcher) nodeOf(pid int) string {
 		if n, ok := w.lives[st.Ino]; ok {
 			unix.Close(fd)
 			if w.current[n] != st.Ino {
-				return n + "~"
+				return n + "~", true
 			}
-			return n
+			return n, true
 		}
 		parent, err := unix.IoctlRetInt(fd, unix.NS_GET_PARENT)
 		unix.Close(fd)
 		if err != nil {
-			return "host" // the host's own: it has no parent here
+			return "host", true // the host's own: it has no parent here
 		}
 		fd = parent
 	}
 	unix.Close(fd)
-	return "host"
+	return "host", true
 }
 
 // holdsAddr says whether the network namespace of pid has addr as a local
