@@ -225,3 +225,91 @@ func TestMain(m *testing.M) {
 	plugintest.Cleanup()
 	os.Exit(code)
 }
+
+// The start schedule, with real plugin calls: the address and the disk
+// start together, a filesystem only once both are up, two filesystems
+// side by side on a third together after it, and the stop in reverse.
+func TestStart_AddressBesideDiskFilesystemsTogether(t *testing.T) {
+	e, rec := newTestEngine(t)
+	dir := t.TempDir()
+	m := func(rid string) string { return filepath.Join(dir, strings.ReplaceAll(rid, "#", "")) }
+	sec := func(rid, extra string) string {
+		return fmt.Sprintf("[%s]\ntype = test\nfile = %s\nstart_delay = 100ms\n%s\n", rid, m(rid), extra)
+	}
+	svc := loadText(t, e, "sched", "[DEFAULT]\nnodes = n1\n"+
+		sec("ip#1", "")+sec("disk#1", "")+
+		sec("fs#1", "mnt = /srv/reg")+sec("fs#2", "mnt = /srv/reg/docker")+sec("fs#3", "mnt = /srv/reg/data")+
+		sec("app#1", ""))
+	if err := e.Start(context.Background(), svc, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	lines := rec.lines()
+	at := func(l string) int {
+		for i, x := range lines {
+			if x == l {
+				return i
+			}
+		}
+		t.Fatalf("no %q in:\n%s", l, strings.Join(lines, "\n"))
+		return -1
+	}
+	before := func(a, b string) {
+		t.Helper()
+		if at(a) > at(b) {
+			t.Errorf("%q after %q:\n%s", a, b, strings.Join(lines, "\n"))
+		}
+	}
+	before("start disk#1 begin", "start ip#1 done") // together
+	before("start ip#1 begin", "start disk#1 done")
+	before("start ip#1 done", "start fs#1 begin")
+	before("start disk#1 done", "start fs#1 begin")
+	before("start fs#1 done", "start fs#2 begin")
+	before("start fs#3 begin", "start fs#2 done") // together
+	before("start fs#2 begin", "start fs#3 done")
+	before("start fs#2 done", "start app#1 begin")
+	before("start fs#3 done", "start app#1 begin")
+
+	rec.steps = nil
+	if err := e.Stop(context.Background(), svc, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	lines = rec.lines()
+	before("stop app#1 done", "stop fs#2 begin")
+	before("stop fs#2 done", "stop fs#1 begin")
+	before("stop fs#3 done", "stop fs#1 begin")
+	before("stop fs#1 done", "stop disk#1 begin")
+	before("stop fs#1 done", "stop ip#1 begin")
+	for _, rid := range []string{"ip#1", "disk#1", "fs#1", "fs#2", "fs#3", "app#1"} {
+		if exists(m(rid)) {
+			t.Errorf("%s still up after the stop", rid)
+		}
+	}
+}
+
+// A resource that fails while another runs beside it: the other finishes,
+// nothing further begins, and both are rolled back.
+func TestStart_FailureBesideARunningStartRollsBackBoth(t *testing.T) {
+	e, rec := newTestEngine(t)
+	dir := t.TempDir()
+	svc := loadText(t, e, "fail", "[DEFAULT]\nnodes = n1\n"+
+		fmt.Sprintf("[ip#1]\ntype = test\nfile = %s\nfail = true\n", filepath.Join(dir, "ip"))+
+		fmt.Sprintf("[disk#1]\ntype = test\nfile = %s\nstart_delay = 200ms\n", filepath.Join(dir, "disk"))+
+		fmt.Sprintf("[fs#1]\ntype = test\nfile = %s\n", filepath.Join(dir, "fs")))
+	err := e.Start(context.Background(), svc, Options{})
+	var re *ResourceError
+	if !errors.As(err, &re) || re.RID != "ip#1" {
+		t.Fatalf("want the failure of ip#1 named, got %v", err)
+	}
+	got := strings.Join(rec.lines(), "\n")
+	for _, want := range []string{"start disk#1 done", "rollback disk#1 done", "rollback ip#1 done"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "start fs#1") {
+		t.Errorf("fs#1 began after ip#1 failed:\n%s", got)
+	}
+	if exists(filepath.Join(dir, "disk")) {
+		t.Error("disk#1 left up")
+	}
+}

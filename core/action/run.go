@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/vigil-ha/vigil/core/config"
@@ -51,16 +50,18 @@ func (e *ResourceError) Error() string {
 
 func (e *ResourceError) Unwrap() error { return e.Err }
 
-// Start starts the service's resources in graph order. When a resource
-// fails to start, the resources this action started are stopped again in
-// reverse order and the error names the failed resource. The caller holds
+// Start starts the service's resources in the order of graph.Schedule:
+// each resource as soon as those it waits for are up, independent ones
+// together. When a resource fails to start, no further resource begins,
+// those under way finish, and what this action started is stopped again
+// in reverse order; the error names the failed resource. The caller holds
 // the service's lock.
 func (e *Engine) Start(ctx context.Context, svc *config.Service, opts Options) error {
 	items, byRID, err := e.selectResources(svc, opts, false)
 	if err != nil {
 		return err
 	}
-	waves, err := graph.Plan(items, graph.Start)
+	steps, err := graph.Schedule(items, graph.Start)
 	if err != nil {
 		return fmt.Errorf("%s: %w", svc.Name, err)
 	}
@@ -70,22 +71,11 @@ func (e *Engine) Start(ctx context.Context, svc *config.Service, opts Options) e
 	if err := e.serviceTriggers(ctx, svc, "start", "pre", opts); err != nil {
 		return err
 	}
-	var started []graph.Item
-	for _, w := range waves {
-		ok, failed := e.runWave(ctx, svc, "start", w, byRID, opts)
-		started = append(started, ok...)
-		if failed == nil {
-			continue
-		}
-		// A start that failed may have half-happened (a plugin that died
-		// after spawning a docker daemon): stop those too, first. Stop is
-		// idempotent.
-		for _, it := range w {
-			if !slices.Contains(ok, it) {
-				started = append(started, it)
-			}
-		}
-		if rbErr := e.rollback(svc, started, byRID, opts); rbErr != nil {
+	// A start that failed may have half-happened (a plugin that died
+	// after spawning a docker daemon): the rollback stops every resource
+	// tried, not only those that started. Stop is idempotent.
+	if tried, failed := e.runSchedule(ctx, svc, "start", steps, byRID, opts); failed != nil {
+		if rbErr := e.rollback(svc, tried, byRID, opts); rbErr != nil {
 			return errors.Join(failed, fmt.Errorf("%s: rollback: %w", svc.Name, rbErr))
 		}
 		return failed
@@ -94,15 +84,16 @@ func (e *Engine) Start(ctx context.Context, svc *config.Service, opts Options) e
 	return nil
 }
 
-// Stop stops the service's resources in reverse graph order. A resource
-// that fails to stop stops the action: the resources below it (the
-// filesystem under a still running container, say) are left alone.
+// Stop stops the service's resources in the reverse of the start's
+// schedule. A resource that fails to stop stops the action: no further
+// resource begins, so those below it (the filesystem under a still
+// running container, say) are left alone.
 func (e *Engine) Stop(ctx context.Context, svc *config.Service, opts Options) error {
 	items, byRID, err := e.selectResources(svc, opts, true)
 	if err != nil {
 		return err
 	}
-	waves, err := graph.Plan(items, graph.Stop)
+	steps, err := graph.Schedule(items, graph.Stop)
 	if err != nil {
 		return fmt.Errorf("%s: %w", svc.Name, err)
 	}
@@ -112,27 +103,21 @@ func (e *Engine) Stop(ctx context.Context, svc *config.Service, opts Options) er
 	if err := e.serviceTriggers(ctx, svc, "stop", "pre", opts); err != nil {
 		return err
 	}
-	for _, w := range waves {
-		if _, failed := e.runWave(ctx, svc, "stop", w, byRID, opts); failed != nil {
-			return failed
-		}
+	if _, failed := e.runSchedule(ctx, svc, "stop", steps, byRID, opts); failed != nil {
+		return failed
 	}
 	_ = e.serviceTriggers(ctx, svc, "stop", "post", opts)
 	return nil
 }
 
 // rollback stops what a failed start started. It runs on its own context:
-// the start's may be the reason it failed.
+// the start's may be the reason it failed. A resource that fails to stop
+// does not hold the others back: each is tried.
 func (e *Engine) rollback(svc *config.Service, started []graph.Item, byRID map[string]*config.Resource, opts Options) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var errs []error
-	for _, w := range graph.Rollback(started) {
-		if _, failed := e.runWave(ctx, svc, "rollback", w, byRID, opts); failed != nil {
-			errs = append(errs, failed)
-		}
-	}
-	return errors.Join(errs...)
+	_, err := e.runSchedule(ctx, svc, "rollback", graph.RollbackSchedule(started), byRID, opts)
+	return err
 }
 
 // selectResources picks the resources an action touches: not disabled, in
@@ -154,7 +139,11 @@ func (e *Engine) selectResources(svc *config.Service, opts Options, stop bool) (
 			continue
 		}
 		byRID[r.RID] = r
-		items = append(items, graph.Item{RID: r.RID, Group: r.Group, Subset: r.Subset, Parallel: parallelSubset(svc, r)})
+		it := graph.Item{RID: r.RID, Group: r.Group, Subset: r.Subset, Parallel: parallelSubset(svc, r)}
+		if r.Group == "fs" {
+			it.Mount, it.Paths = r.Keywords["mnt"], pathsOf(r.Keywords)
+		}
+		items = append(items, it)
 	}
 	for rid := range unknown {
 		return nil, nil, fmt.Errorf("%s: no resource %s (see print status for the resource ids)", svc.Name, rid)
@@ -162,40 +151,67 @@ func (e *Engine) selectResources(svc *config.Service, opts Options, stop bool) (
 	return items, byRID, nil
 }
 
-// runWave runs one wave (concurrently when it has several items) and
-// returns the items that succeeded and the first failure of a
-// non-optional resource.
-func (e *Engine) runWave(ctx context.Context, svc *config.Service, verb string, w graph.Wave, byRID map[string]*config.Resource, opts Options) ([]graph.Item, error) {
+// runSchedule runs the steps, each once those it waits for are done, and
+// returns the items it tried and the first failure of a non-optional
+// resource (errors joined for a rollback). After such a failure no further
+// step begins (a rollback goes on), and the steps under way finish. A
+// failed optional resource is logged and counts as done.
+func (e *Engine) runSchedule(ctx context.Context, svc *config.Service, verb string, steps []graph.Step, byRID map[string]*config.Resource, opts Options) ([]graph.Item, error) {
 	type result struct {
-		item graph.Item
-		err  error
+		i   int
+		err error
 	}
-	results := make([]result, len(w))
-	var wg sync.WaitGroup
-	for i, it := range w {
-		wg.Add(1)
+	waiting := make([]int, len(steps))
+	dependents := make([][]int, len(steps))
+	for i, s := range steps {
+		waiting[i] = len(s.After)
+		for _, j := range s.After {
+			dependents[j] = append(dependents[j], i)
+		}
+	}
+	results := make(chan result)
+	running := 0
+	launch := func(i int) {
+		running++
 		go func() {
-			defer wg.Done()
-			results[i] = result{item: it, err: e.runOne(ctx, svc, verb, byRID[it.RID], opts)}
+			results <- result{i: i, err: e.runOne(ctx, svc, verb, byRID[steps[i].Item.RID], opts)}
 		}()
 	}
-	wg.Wait()
-	var ok []graph.Item
-	var failed error
-	for _, r := range results {
-		if r.err == nil {
-			ok = append(ok, r.item)
-			continue
-		}
-		if byRID[r.item.RID].Optional && verb != "rollback" {
-			e.log.Warn("optional resource failed; going on", "service", svc.Name, "rid", r.item.RID, "action", verb, "error", r.err)
-			continue
-		}
-		if failed == nil {
-			failed = r.err
+	for i := range steps {
+		if waiting[i] == 0 {
+			launch(i)
 		}
 	}
-	return ok, failed
+	var tried []graph.Item
+	var errs []error
+	for running > 0 {
+		r := <-results
+		running--
+		it := steps[r.i].Item
+		tried = append(tried, it)
+		if r.err != nil {
+			if byRID[it.RID].Optional && verb != "rollback" {
+				e.log.Warn("optional resource failed; going on", "service", svc.Name, "rid", it.RID, "action", verb, "error", r.err)
+			} else {
+				errs = append(errs, r.err)
+			}
+		}
+		if len(errs) > 0 && verb != "rollback" {
+			continue
+		}
+		for _, j := range dependents[r.i] {
+			if waiting[j]--; waiting[j] == 0 {
+				launch(j)
+			}
+		}
+	}
+	switch {
+	case len(errs) == 0:
+		return tried, nil
+	case verb == "rollback":
+		return tried, errors.Join(errs...)
+	}
+	return tried, errs[0]
 }
 
 func (e *Engine) runOne(ctx context.Context, svc *config.Service, verb string, r *config.Resource, opts Options) error {
@@ -238,6 +254,20 @@ func (e *Engine) progress(opts Options, s Step) {
 	if opts.Progress != nil {
 		opts.Progress(s)
 	}
+}
+
+// pathsOf are the absolute paths among a resource's keyword values (a
+// filesystem's device, a bind mount's source): the schedule mounts a
+// filesystem after one that holds them.
+func pathsOf(kw map[string]string) []string {
+	var out []string
+	for _, v := range kw {
+		if v = strings.TrimSpace(v); strings.HasPrefix(v, "/") {
+			out = append(out, v)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // parallelSubset reports whether r's subset section says parallel = true.

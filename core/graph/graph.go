@@ -36,6 +36,11 @@ type Item struct {
 	// Parallel is the parallel flag of the item's subset. It is ignored for
 	// items without a subset, which always run alone.
 	Parallel bool
+	// Mount is the path a filesystem mounts ("" for other items), and
+	// Paths the other paths it uses (its device): Schedule mounts
+	// filesystems together unless one holds the other's paths.
+	Mount string
+	Paths []string
 }
 
 // Action is the direction a plan walks the graph.

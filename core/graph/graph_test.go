@@ -158,7 +158,7 @@ func TestPlan_DoesNotModifyInput(t *testing.T) {
 	if _, err := Plan(items, Stop); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(items, orig) {
+	if !slices.EqualFunc(items, orig, func(a, b Item) bool { return a.RID == b.RID }) {
 		t.Fatal("Plan reordered its input")
 	}
 }
@@ -242,5 +242,131 @@ func TestRollback_AllStartedIsStopPlan(t *testing.T) {
 func TestAction_String(t *testing.T) {
 	if Start.String() != "start" || Stop.String() != "stop" || Action(0).String() != "Action(0)" {
 		t.Fatal(Start, Stop, Action(0))
+	}
+}
+
+// renderSchedule writes a schedule as "a<-[] b<-[a] ...": each step with
+// the ids of the steps it waits for.
+func renderSchedule(steps []Step) string {
+	var parts []string
+	for _, s := range steps {
+		var after []string
+		for _, j := range s.After {
+			after = append(after, steps[j].Item.RID)
+		}
+		parts = append(parts, s.Item.RID+"<-["+strings.Join(after, " ")+"]")
+	}
+	return strings.Join(parts, " ")
+}
+
+// registry is the seed's registry.opensvc.com: fs#2 and fs#3 mount on
+// fs#1.
+func registry() []Item {
+	return []Item{
+		{RID: "container#1", Group: "container"},
+		{RID: "ip#1", Group: "ip"},
+		{RID: "vg#1", Group: "disk"},
+		{RID: "fs#1", Group: "fs", Mount: "/opt/registry", Paths: []string{"/dev/mapper/vgregistry-lvregistryroot"}},
+		{RID: "fs#2", Group: "fs", Mount: "/opt/registry/dockerdata", Paths: []string{"/dev/mapper/vgregistry-lvdockerdata"}},
+		{RID: "fs#3", Group: "fs", Mount: "/opt/registry/registrydata/", Paths: []string{"/dev/mapper/vgregistry-lvregistrydata"}},
+	}
+}
+
+func TestSchedule(t *testing.T) {
+	tests := []struct {
+		name  string
+		items []Item
+		start string
+		stop  string
+	}{
+		{
+			name:  "seed registry: ip beside vg, fs#2 and fs#3 together on fs#1",
+			items: registry(),
+			start: "ip#1<-[] vg#1<-[] fs#1<-[ip#1 vg#1] fs#2<-[ip#1 vg#1 fs#1] fs#3<-[ip#1 vg#1 fs#1] container#1<-[ip#1 vg#1 fs#1 fs#2 fs#3]",
+			stop:  "container#1<-[] fs#3<-[container#1] fs#2<-[container#1] fs#1<-[container#1 fs#3 fs#2] vg#1<-[container#1 fs#3 fs#2 fs#1] ip#1<-[container#1 fs#3 fs#2 fs#1]",
+		},
+		{
+			name: "a filesystem on a device file of another waits for it",
+			items: []Item{
+				{RID: "fs#1", Group: "fs", Mount: "/srv/images"},
+				{RID: "fs#2", Group: "fs", Mount: "/mnt/loop", Paths: []string{"/srv/images/disk.img"}},
+				{RID: "fs#3", Group: "fs", Mount: "/mnt/other"},
+			},
+			start: "fs#1<-[] fs#2<-[fs#1] fs#3<-[]",
+			stop:  "fs#3<-[] fs#2<-[] fs#1<-[fs#2]",
+		},
+		{
+			name: "a mount point above an earlier one keeps the file's order",
+			items: []Item{
+				{RID: "fs#1", Group: "fs", Mount: "/srv/a/b"},
+				{RID: "fs#2", Group: "fs", Mount: "/srv/a"},
+			},
+			start: "fs#1<-[] fs#2<-[fs#1]",
+			stop:  "fs#2<-[] fs#1<-[fs#2]",
+		},
+		{
+			name: "filesystems of a subset keep their order, after the plain ones",
+			items: []Item{
+				{RID: "fs#1", Group: "fs", Mount: "/a"},
+				{RID: "fs#2", Group: "fs", Mount: "/b", Subset: "s"},
+				{RID: "fs#3", Group: "fs", Mount: "/c", Subset: "s"},
+				{RID: "fs#4", Group: "fs", Mount: "/d"},
+			},
+			start: "fs#1<-[] fs#4<-[] fs#2<-[fs#1 fs#4] fs#3<-[fs#1 fs#4 fs#2]",
+			stop:  "fs#3<-[] fs#2<-[fs#3] fs#4<-[fs#3 fs#2] fs#1<-[fs#3 fs#2]",
+		},
+		{
+			name: "containers keep Plan's order and wait for every earlier group",
+			items: []Item{
+				{RID: "container#2", Group: "container"},
+				{RID: "container#1", Group: "container"},
+				{RID: "ip#1", Group: "ip"},
+				{RID: "app#1", Group: "app"},
+			},
+			start: "ip#1<-[] container#1<-[ip#1] container#2<-[ip#1 container#1] app#1<-[ip#1 container#1 container#2]",
+			stop:  "app#1<-[] container#2<-[app#1] container#1<-[app#1 container#2] ip#1<-[app#1 container#2 container#1]",
+		},
+		{
+			name:  "nothing",
+			items: nil,
+			start: "",
+			stop:  "",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, c := range []struct {
+				a    Action
+				want string
+			}{{Start, tc.start}, {Stop, tc.stop}} {
+				steps, err := Schedule(tc.items, c.a)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := renderSchedule(steps); got != c.want {
+					t.Errorf("%s:\n got %s\nwant %s", c.a, got, c.want)
+				}
+			}
+		})
+	}
+}
+
+// Schedule keeps Plan's errors, and a rollback of everything started is
+// the stop schedule.
+func TestSchedule_ErrorsAndRollback(t *testing.T) {
+	if _, err := Schedule([]Item{{RID: "x#1", Group: "nope"}}, Start); !errors.Is(err, ErrUnknownGroup) {
+		t.Errorf("unknown group: %v", err)
+	}
+	if _, err := Schedule([]Item{{RID: "ip#1", Group: "ip"}, {RID: "ip#1", Group: "ip"}}, Stop); !errors.Is(err, ErrDuplicateRID) {
+		t.Errorf("duplicate rid: %v", err)
+	}
+	stop, err := Schedule(registry(), Stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := registry()
+	slices.Reverse(items)
+	if got, want := renderSchedule(RollbackSchedule(items)), renderSchedule(stop); got != want {
+		t.Errorf("rollback of all:\n got %s\nwant %s", got, want)
 	}
 }

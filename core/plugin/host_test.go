@@ -57,7 +57,7 @@ func TestHost_ListsPluginVersionProtocolAndTypes(t *testing.T) {
 		t.Fatalf("want 1 plugin, got %+v", infos)
 	}
 	in := infos[0]
-	if in.Name != "test" || in.Version != "9.9.9" || in.Protocol != 1 || len(in.Types) != 1 || in.Types[0].Type != "app.test" {
+	if in.Name != "test" || in.Version != "9.9.9" || in.Protocol != 1 || len(in.Types) != 4 || in.Types[0].Type != "app.test" {
 		t.Fatalf("unexpected info %+v", in)
 	}
 	if len(in.Types[0].Keywords) != 3 || in.Types[0].Keywords[1].Type != "duration" {

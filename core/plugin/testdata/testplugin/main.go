@@ -1,6 +1,7 @@
 // Command testplugin is a resource plugin for the plugin host's tests: its
-// type app.test is up while a marker file exists, and its start can be made
-// slow so a test can kill it in the middle of one.
+// type app.test (and ip.test, disk.test, fs.test) is up while a marker file
+// exists, and its start can be made slow so a test can kill it in the
+// middle of one.
 package main
 
 import (
@@ -14,17 +15,24 @@ import (
 type driver struct{}
 
 func (driver) Info() sdk.Info {
-	return sdk.Info{
-		Name: "testplugin", Version: "9.9.9",
-		Types: []sdk.TypeInfo{{
-			Type: "app.test",
+	info := sdk.Info{Name: "testplugin", Version: "9.9.9"}
+	// app.test, and the same in the ip, disk and fs groups for the tests
+	// of the start schedule (fs.test has a mount point to nest).
+	for _, group := range []string{"app", "ip", "disk", "fs"} {
+		t := sdk.TypeInfo{
+			Type: group + ".test",
 			Keywords: []sdk.Keyword{
 				{Name: "file", Required: true, Help: "marker file: the resource is up while it exists"},
 				{Name: "start_delay", Type: sdk.TypeDuration, Help: "sleep this long before starting"},
 				{Name: "fail", Type: sdk.TypeBool, Help: "make start fail"},
 			},
-		}},
+		}
+		if group == "fs" {
+			t.Keywords = append(t.Keywords, sdk.Keyword{Name: "mnt", Help: "a mount point (nothing is mounted)"})
+		}
+		info.Types = append(info.Types, t)
 	}
+	return info
 }
 
 func (driver) Validate(context.Context, sdk.Resource) []sdk.FieldError { return nil }
