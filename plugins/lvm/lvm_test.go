@@ -109,7 +109,7 @@ func sharedVG(t *testing.T) (vg, lvmConfig string) {
 }
 
 // sharedVGOn is sharedVG on n loop devices, which it returns too.
-func sharedVGOn(t *testing.T, n int) (vg, lvmConfig string, devs []string) {
+func sharedVGOn(t testing.TB, n int) (vg, lvmConfig string, devs []string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for loop devices and LVM")
@@ -154,7 +154,7 @@ func sharedVGOn(t *testing.T, n int) (vg, lvmConfig string, devs []string) {
 	return vg, lvmConfig, devs
 }
 
-func lvmRun(t *testing.T, lvmConfig, cmd string, args ...string) string {
+func lvmRun(t testing.TB, lvmConfig, cmd string, args ...string) string {
 	t.Helper()
 	argv := append([]string{cmd, "--config", lvmConfig}, args...)
 	c := exec.Command("lvm", argv...)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -606,5 +607,33 @@ func TestValidate_SCSIReservKey(t *testing.T) {
 		if errs := d.Validate(context.Background(), r); len(errs) != want {
 			t.Errorf("%q: %d errors (%+v), want %d", kw, len(errs), errs, want)
 		}
+	}
+}
+
+// A group with a physical volume this node cannot see (LVM confined to
+// one of its two devices): the reservation cannot be handled, start
+// refuses before it reserves, tags or activates anything, and status says
+// why.
+func TestDriver_SCSIReserv_MissingPVRefused(t *testing.T) {
+	vg, lvmConfig, devs := sharedVGOn(t, 2)
+	ctx := context.Background()
+	oneDev := fmt.Sprintf(`devices { filter=["a|^%s$|","r|.*|"] global_filter=["a|^%s$|","r|.*|"] use_devicesfile=0 } backup { backup=0 archive=0 }`, devs[0], devs[0])
+	farm := newPRFarm(devs...)
+	d := New(Config{Hostname: "node-a", LVMConfig: oneDev, Logger: hclog.NewNullLogger()})
+	d.openPR = farm.opener("node-a")
+	r := sdk.Resource{RID: "vg#1", Type: "disk.vg", Keywords: map[string]string{KwVGName: vg, KwSCSIReserv: "true"}}
+	if _, err := d.Start(ctx, r); err == nil || !strings.Contains(err.Error(), "missing physical volume") {
+		t.Fatalf("start: %v, want a missing physical volume", err)
+	}
+	if got := tags(t, lvmConfig, vg); got != "" {
+		t.Errorf("tags after the refused start: %q, want none", got)
+	}
+	for _, dev := range devs {
+		if keys, _ := farm[dev].nexus("x").ReadKeys(ctx); len(keys.Keys) != 0 {
+			t.Errorf("%s: keys %v after the refused start, want none", dev, keys.Keys)
+		}
+	}
+	if st := d.Status(ctx, r); st.Status != sdk.StatusUndef || !strings.Contains(strings.Join(st.Log, "\n"), "missing physical volume") {
+		t.Errorf("status: %v %q, want undef naming the missing physical volume", st.Status, st.Log)
 	}
 }
