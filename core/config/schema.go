@@ -92,6 +92,7 @@ func CoreSchema() *Schema {
 			{Name: "status_schedule", Type: Duration, Default: "10s", Help: "Interval between status evaluations."},
 			{Name: "monitor_schedule", Type: Duration, Default: "1s", Help: "Interval between checks of monitored resources."},
 			{Name: "stonith", Type: Bool, Default: "true", Help: "Fence a lost peer before taking its services over."},
+			{Name: "priority", Type: Int, Default: "50", Help: "Start priority (OpenSVC's): 0 is the highest. When several services start on a node at once (a takeover), one waits while a service of a higher priority (a lower number) starts there."},
 			{Name: "failure_timeout", Type: Duration, Default: "0", Help: "A failed or start-failed mark expires after this long, putting the node back among the candidates (0: kept until svcmgr clear)."},
 			{Name: "placement", Default: "nodes order", Candidates: []string{"nodes order"},
 				Help: "Placement policy: the first eligible node of nodes."},

@@ -11,6 +11,7 @@ package node
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -133,7 +134,7 @@ func BuildView(in ViewInput) orchestrator.View {
 	for _, s := range in.Services {
 		svc := orchestrator.Service{
 			Name: s.Name, Orchestrate: s.Keywords["orchestrate"], Nodes: strings.Fields(s.Keywords["nodes"]),
-			Stonith: s.Keywords["stonith"] != "false", Expect: orchestrator.Expectation(s.Expect.Value),
+			Stonith: s.Keywords["stonith"] != "false", Priority: priority(s.Keywords["priority"]), Expect: orchestrator.Expectation(s.Expect.Value),
 			Target: s.Expect.Target, Instances: map[string]orchestrator.Instance{},
 		}
 		mine := Instance(s.Status, s.State, s.Evaluated)
@@ -217,4 +218,13 @@ func FenceStillDue(p *cluster.Peer) bool {
 // having it). A node that became the minority fences nothing.
 func FenceDue(quorum, quorumKnown bool, p *cluster.Peer) bool {
 	return (quorum || !quorumKnown) && FenceStillDue(p)
+}
+
+// priority is a service's priority keyword; the default (50) when unset
+// or not a number (the config's validation refuses those).
+func priority(kw string) int {
+	if p, err := strconv.Atoi(strings.TrimSpace(kw)); err == nil && p >= 0 {
+		return p
+	}
+	return 50
 }

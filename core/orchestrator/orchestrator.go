@@ -172,7 +172,10 @@ type Service struct {
 	Nodes []string
 	// Stonith is false when the service opts out of fencing.
 	Stonith bool
-	Expect  Expectation
+	// Priority orders the starts on one node (priority keyword, 0 the
+	// highest): a start waits while one of a higher priority starts here.
+	Priority int
+	Expect   Expectation
 	// Target, when set, is the node an operator asked for (switch,
 	// takeover, giveback); the service moves there and stays.
 	Target    string
@@ -267,7 +270,46 @@ func Decide(v View) []Action {
 	for _, s := range v.Services {
 		out = append(out, decideService(v, local, s)...)
 	}
+	out = byPriority(v, out)
 	return append(out, defensiveFences(v, local, out)...)
+}
+
+// byPriority holds back the start of a service while one of a higher
+// priority (a lower number) starts on this node, or is to start now: on
+// two cores, a takeover of several services starts the one that matters
+// first instead of sharing the node between all. A held start comes
+// again at the next decision; its claim stands. Only a start under way
+// holds one back: a claim still in its window does not.
+func byPriority(v View, out []Action) []Action {
+	prio := map[string]int{}
+	best := -1 // the highest priority starting here, -1 for none
+	note := func(p int) {
+		if best < 0 || p < best {
+			best = p
+		}
+	}
+	for _, s := range v.Services {
+		prio[s.Name] = s.Priority
+		if s.Instances[v.Local].State == Starting {
+			note(s.Priority)
+		}
+	}
+	for _, a := range out {
+		if a.Kind == Start {
+			note(prio[a.Service])
+		}
+	}
+	if best < 0 {
+		return out
+	}
+	kept := out[:0:0]
+	for _, a := range out {
+		if a.Kind == Start && prio[a.Service] > best {
+			continue
+		}
+		kept = append(kept, a)
+	}
+	return kept
 }
 
 // survey is what the other nodes' reports say of one service.
