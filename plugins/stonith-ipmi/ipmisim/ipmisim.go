@@ -28,6 +28,13 @@ type Options struct {
 	User, Password string
 	// PowerOn is the chassis power at start.
 	PowerOn bool
+	// Port to listen on; 0 for a free one. A test that starts the BMC
+	// late (a BMC whose IPMI stack is not up yet) points the driver at a
+	// FreeUDPPort first.
+	Port int
+	// Privilege is the user's privilege limit: admin (the default),
+	// operator or user.
+	Privilege string
 }
 
 // BMC is a running ipmi_sim.
@@ -66,7 +73,8 @@ exit 0
 `
 
 // LanConf is the lan.conf used, %[1]s the address, %[2]d the port, %[3]s
-// the chassis program, %[4]s/%[5]s the admin's user and password. One LAN
+// the chassis program, %[4]s/%[5]s the user and password, %[6]s the
+// user's privilege. One LAN
 // channel at admin privilege; IPMI 1.5 auth types for lan, and ipmi_sim's
 // RMCP+ suites (cipher suite 3 among them) for lanplus.
 const LanConf = `name "vigilbmc"
@@ -81,7 +89,7 @@ set_working_mc 0x20
     guid a123456789abcdefa123456789abcdef
   endlan
   chassis_control "%[3]s"
-  user 2 true "%[4]s" "%[5]s" admin 10 none md2 md5 straight
+  user 2 true "%[4]s" "%[5]s" %[6]s 10 none md2 md5 straight
 `
 
 // Emu is the emulator command file: one BMC at 0x20, enabled.
@@ -104,6 +112,9 @@ func Start(t testing.TB, o Options) *BMC {
 	if o.Password == "" {
 		o.Password = "s3cret"
 	}
+	if o.Privilege == "" {
+		o.Privilege = "admin"
+	}
 	dir := t.TempDir()
 	b := &BMC{Host: "127.0.0.1", User: o.User, Password: o.Password, Dir: dir,
 		powerFile: filepath.Join(dir, "power")}
@@ -119,14 +130,17 @@ func Start(t testing.TB, o Options) *BMC {
 	// The port is found free and then handed to ipmi_sim, which can lose a
 	// race with another process; a few tries make that a non-issue.
 	for try := 0; ; try++ {
-		b.Port = FreeUDPPort(t)
-		write(t, filepath.Join(dir, "lan.conf"), fmt.Sprintf(LanConf, b.Host, b.Port, script, b.User, b.Password), 0o600)
+		b.Port = o.Port
+		if b.Port == 0 {
+			b.Port = FreeUDPPort(t)
+		}
+		write(t, filepath.Join(dir, "lan.conf"), fmt.Sprintf(LanConf, b.Host, b.Port, script, b.User, b.Password, o.Privilege), 0o600)
 		write(t, filepath.Join(dir, "bmc.emu"), Emu, 0o600)
 		err := b.run(t, bin, stateDir)
 		if err == nil {
 			return b
 		}
-		if try == 2 {
+		if try == 2 || o.Port != 0 {
 			t.Fatalf("ipmi_sim: %v", err)
 		}
 	}
@@ -260,5 +274,14 @@ func write(t testing.TB, path, content string, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Require skips the test when ipmi_sim is not installed: for a test that
+// starts its BMC late and must know first.
+func Require(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("ipmi_sim"); err != nil {
+		t.Skip("ipmi_sim not installed (Debian: apt-get install openipmi)")
 	}
 }
