@@ -48,17 +48,21 @@ const (
 )
 
 // Errors callers may branch on (inside the plugin process: across gRPC only
-// the message survives, which is why each one says what to check).
+// the message survives, which is why each one says what to check). A
+// failed call wraps one of them, its head: the kind of its last attempt,
+// or ErrNotConfirmed once a power-off went out; the message then counts
+// the attempts of each kind, with the last error of every other kind.
 var (
 	// ErrConfig: the [stonith#<node>] section does not validate.
 	ErrConfig = errors.New("invalid stonith.ipmi configuration")
-	// ErrUnreachable: the BMC did not answer the first, sessionless request.
+	// ErrUnreachable: the BMC did not answer the first, sessionless
+	// request of the last attempt.
 	ErrUnreachable = errors.New("cannot reach the BMC")
 	// ErrSession: the BMC answered but no session could be opened; almost
 	// always a wrong user, password or cipher suite.
 	ErrSession = errors.New("the BMC refused the session")
-	// ErrNotConfirmed: the power-off was sent but the BMC did not report
-	// the power off within the timeout.
+	// ErrNotConfirmed: a power-off was sent (in any attempt) but the BMC
+	// did not report the power off within the timeout.
 	ErrNotConfirmed = errors.New("power-off not confirmed")
 )
 
@@ -72,6 +76,20 @@ type Config struct {
 	// power-off to show: BMCs report the new state a moment after they
 	// accept the command. Default 500ms.
 	PollInterval time.Duration
+	// ExchangeTimeout bounds each exchange with the BMC, without a
+	// resend: every step of the session handshake, every request, the
+	// close. An exchange that times out ends the attempt, and the next one
+	// opens a new session. A BMC on a LAN answers in milliseconds
+	// (ipmi_sim on this 2-core host under load: a whole handshake within
+	// 5 ms, a chassis status within 15 ms; real BMCs take tens of ms); 1 s
+	// is also ipmitool's and go-ipmi's lanplus timeout, the wait every BMC
+	// that works with them is known to meet. It is what a BMC that comes
+	// back mid-fence costs at most, beside RetryPause. Default 1s.
+	ExchangeTimeout time.Duration
+	// RetryPause separates two attempts, so that a BMC that refuses at
+	// once (no route, port closed) is not asked in a tight loop. Default
+	// 250ms.
+	RetryPause time.Duration
 	// Logger defaults to sdk.Logger().
 	Logger hclog.Logger
 }
@@ -88,6 +106,12 @@ var _ sdk.StonithDriver = (*Driver)(nil)
 func New(cfg Config) *Driver {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 500 * time.Millisecond
+	}
+	if cfg.ExchangeTimeout <= 0 {
+		cfg.ExchangeTimeout = time.Second
+	}
+	if cfg.RetryPause <= 0 {
+		cfg.RetryPause = 250 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = sdk.Logger()
@@ -110,7 +134,7 @@ func (d *Driver) Info() sdk.Info {
 				{Name: KwPasswordFile, Required: true, Help: "A file holding the BMC user's password (one line; readable by root only)."},
 				{Name: KwCipher, Type: sdk.TypeInt, Default: strconv.Itoa(DefaultCipher), Help: "The RMCP+ cipher suite (lanplus only); 3 is what most BMCs accept, 17 for SHA-256 ones."},
 				{Name: KwInterface, Default: DefaultInterface, Candidates: []string{"lanplus", "lan"}, Help: "lanplus (IPMI 2.0, RMCP+) or lan (IPMI 1.5, for old BMCs)."},
-				{Name: KwTimeout, Type: sdk.TypeDuration, Default: DefaultTimeout.String(), Help: "How long a fence may take, power-off confirmation included."},
+				{Name: KwTimeout, Type: sdk.TypeDuration, Default: DefaultTimeout.String(), Help: "How long a fence may take, power-off confirmation included: short attempts (a new session each) are retried until it ends, so a BMC that comes back meanwhile is fenced at once."},
 			},
 		}},
 	}
@@ -214,29 +238,63 @@ func readPassword(path string) (string, error) {
 
 // Fence powers node off through its BMC and returns nil only once the BMC
 // reports the power off. A node already off is confirmed, not powered off
-// again.
+// again. It makes short attempts, each in a session of its own, until one
+// confirms, one meets a refusal that no retry cures, or the timeout ends.
 func (d *Driver) Fence(ctx context.Context, node string, kw map[string]string) ([]string, error) {
 	s, err := parseSpec(kw)
 	if err != nil {
 		return nil, fmt.Errorf("fence %s: %w", node, err)
 	}
-	fail := func(err error) ([]string, error) {
-		d.log.Error("fence failed", "node", node, "bmc", s.bmc(), "error", err)
-		return nil, fmt.Errorf("fence %s via %s: %w", node, s.bmc(), err)
+	pw, err := readPassword(s.passwordFile)
+	if err != nil {
+		return nil, fmt.Errorf("fence %s: %w", node, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	start := time.Now()
-
-	c, err := d.connect(ctx, s)
+	f := fencing{d: d, s: s, pw: pw, node: node, start: start}
+	lines, t, err := d.retry(ctx, node, s, func(ctx context.Context) ([]string, *attemptError) { return f.once(ctx) })
 	if err != nil {
-		return fail(err)
+		err = t.final(f.sent, time.Since(start))
+		d.log.Error("fence failed", "node", node, "bmc", s.bmc(), "attempts", t.attempts, "error", err)
+		return nil, fmt.Errorf("fence %s via %s: %w", node, s.bmc(), err)
+	}
+	took := time.Since(start).Round(time.Millisecond)
+	d.log.Info("fence: power off confirmed", "node", node, "bmc", s.bmc(), "took", took.String(), "attempts", t.attempts)
+	if t.attempts > 1 {
+		lines = append(lines, fmt.Sprintf("confirmed at attempt %d (%s)", t.attempts, t.summary()))
+	}
+	return lines, nil
+}
+
+// fencing is one Fence call, carried across its attempts.
+type fencing struct {
+	d     *Driver
+	s     spec
+	pw    string
+	node  string
+	start time.Time
+	// sent: a power-off went out in some attempt. From then on, any
+	// failure is a power-off not confirmed.
+	sent bool
+}
+
+// once is one attempt: a session, the power status, the power-off if it
+// is on, and the wait for the BMC to report it off.
+func (f *fencing) once(ctx context.Context) ([]string, *attemptError) {
+	d, s, node := f.d, f.s, f.node
+	c, aerr := d.connect(ctx, s, f.pw)
+	if aerr != nil {
+		return nil, aerr
 	}
 	defer d.close(ctx, c)
 
 	on, err := powerIsOn(ctx, c)
 	if err != nil {
-		return fail(err)
+		return nil, f.inSession(err)
+	}
+	if !on && f.sent {
+		return f.confirmed(), nil
 	}
 	if !on {
 		msg := fmt.Sprintf("%s is already off (confirmed by the BMC at %s)", node, s.bmc())
@@ -246,29 +304,75 @@ func (d *Driver) Fence(ctx context.Context, node string, kw map[string]string) (
 
 	// A hard power-off, not a soft shutdown: the node may be hung, and a
 	// node that is still writing while a peer takes its disks over is what
-	// fencing exists to prevent.
+	// fencing exists to prevent. Sent again by a later attempt that finds
+	// the power still on: it is idempotent, and the node must go off.
 	if _, err := c.ChassisControl(ctx, chassis.ChassisControlPowerDown); err != nil {
-		return fail(fmt.Errorf("power off command failed (the user needs the operator or admin privilege): %w", err))
+		return nil, f.inSession(fmt.Errorf("power off command failed (the user needs the operator or admin privilege): %w", err))
 	}
+	f.sent = true
 	d.log.Info("fence: power off sent", "node", node, "bmc", s.bmc())
 
 	if err := d.waitOff(ctx, c); err != nil {
-		after := time.Since(start).Round(time.Millisecond)
+		after := time.Since(f.start).Round(time.Millisecond)
 		if errors.Is(err, errStillOn) {
-			return fail(fmt.Errorf("%w: power still on after %s", ErrNotConfirmed, after))
+			return nil, &attemptError{kind: ErrNotConfirmed, err: fmt.Errorf("power still on after %s", after)}
 		}
-		return fail(fmt.Errorf("%w after %s: %w", ErrNotConfirmed, after, err))
+		return nil, &attemptError{kind: ErrNotConfirmed, err: fmt.Errorf("after %s: %w", after, err)}
 	}
-	took := time.Since(start).Round(time.Millisecond)
-	d.log.Info("fence: power off confirmed", "node", node, "bmc", s.bmc(), "took", took.String())
-	return []string{
-		fmt.Sprintf("power off sent to the BMC of %s at %s", node, s.bmc()),
-		fmt.Sprintf("%s is off (confirmed by the BMC after %s)", node, took),
-	}, nil
+	return f.confirmed(), nil
 }
 
-// waitOff reads the power status until it is off or ctx ends. A failed
-// read is retried: a BMC busy with the power-off may drop a request.
+func (f *fencing) confirmed() []string {
+	took := time.Since(f.start).Round(time.Millisecond)
+	return []string{
+		fmt.Sprintf("power off sent to the BMC of %s at %s", f.node, f.s.bmc()),
+		fmt.Sprintf("%s is off (confirmed by the BMC after %s)", f.node, took),
+	}
+}
+
+// inSession classifies a request that failed in an open session: after a
+// power-off was sent, the power-off is not confirmed; before, the request
+// failed.
+func (f *fencing) inSession(err error) *attemptError {
+	a := requestError(err)
+	if f.sent {
+		a.kind = ErrNotConfirmed
+	}
+	return a
+}
+
+// retry runs attempt until it succeeds, fails for good or ctx ends, with
+// RetryPause between attempts. It returns the tally of the failed ones.
+func (d *Driver) retry(ctx context.Context, node string, s spec, attempt func(context.Context) ([]string, *attemptError)) ([]string, *tally, error) {
+	t := &tally{}
+	for {
+		t.attempts++
+		out, aerr := attempt(ctx)
+		if aerr == nil {
+			return out, t, nil
+		}
+		// An attempt the deadline cut short says less than the one
+		// before it ("power still on" beats "deadline exceeded").
+		t.add(aerr, expired(ctx))
+		if aerr.final {
+			return nil, t, aerr
+		}
+		lg := d.log.Debug
+		if t.attempts == 1 {
+			lg = d.log.Info
+		}
+		lg("BMC attempt failed: retrying until the timeout", "node", node, "bmc", s.bmc(), "attempt", t.attempts, "kind", label(aerr.kind), "error", aerr.err, "retry_in", d.cfg.RetryPause.String())
+		select {
+		case <-ctx.Done():
+			return nil, t, ctx.Err()
+		case <-time.After(d.cfg.RetryPause):
+		}
+	}
+}
+
+// waitOff reads the power status until it is off, ctx ends or a read
+// fails (the attempt ends and the next one opens a new session: the BMC
+// may have lost this one).
 func (d *Driver) waitOff(ctx context.Context, c *client.Client) error {
 	t := time.NewTicker(d.cfg.PollInterval)
 	defer t.Stop()
@@ -285,7 +389,7 @@ func (d *Driver) waitOff(ctx context.Context, c *client.Client) error {
 			// the better account of why the wait failed.
 			return last
 		default:
-			last = err
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -303,27 +407,41 @@ func expired(ctx context.Context) bool {
 	return ctx.Err() != nil || ok && !time.Now().Before(d)
 }
 
-// PowerStatus asks the node's BMC whether its power is on.
+// PowerStatus asks the node's BMC whether its power is on, in short
+// attempts as Fence does, within the timeout or ctx's deadline, whichever
+// comes first.
 func (d *Driver) PowerStatus(ctx context.Context, node string, kw map[string]string) (string, error) {
 	s, err := parseSpec(kw)
 	if err != nil {
 		return sdk.PowerUnknown, fmt.Errorf("power status of %s: %w", node, err)
 	}
+	pw, err := readPassword(s.passwordFile)
+	if err != nil {
+		return sdk.PowerUnknown, fmt.Errorf("power status of %s: %w", node, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	c, err := d.connect(ctx, s)
+	start := time.Now()
+	power, t, err := d.retry(ctx, node, s, func(ctx context.Context) ([]string, *attemptError) {
+		c, aerr := d.connect(ctx, s, pw)
+		if aerr != nil {
+			return nil, aerr
+		}
+		defer d.close(ctx, c)
+		on, err := powerIsOn(ctx, c)
+		switch {
+		case err != nil:
+			return nil, requestError(err)
+		case on:
+			return []string{sdk.PowerOn}, nil
+		default:
+			return []string{sdk.PowerOff}, nil
+		}
+	})
 	if err != nil {
-		return sdk.PowerUnknown, fmt.Errorf("power status of %s via %s: %w", node, s.bmc(), err)
+		return sdk.PowerUnknown, fmt.Errorf("power status of %s via %s: %w", node, s.bmc(), t.final(false, time.Since(start)))
 	}
-	defer d.close(ctx, c)
-	on, err := powerIsOn(ctx, c)
-	if err != nil {
-		return sdk.PowerUnknown, fmt.Errorf("power status of %s via %s: %w", node, s.bmc(), err)
-	}
-	if on {
-		return sdk.PowerOn, nil
-	}
-	return sdk.PowerOff, nil
+	return power[0], nil
 }
 
 func powerIsOn(ctx context.Context, c *client.Client) (bool, error) {
@@ -335,16 +453,16 @@ func powerIsOn(ctx context.Context, c *client.Client) (bool, error) {
 }
 
 // connect opens an authenticated session with the BMC.
-func (d *Driver) connect(ctx context.Context, s spec) (*client.Client, error) {
-	pw, err := readPassword(s.passwordFile)
-	if err != nil {
-		return nil, err
-	}
+func (d *Driver) connect(ctx context.Context, s spec, pw string) (*client.Client, *attemptError) {
 	c, err := client.NewClient(s.host, s.port, s.user, pw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, &attemptError{kind: ErrConfig, final: true, err: err}
 	}
-	c.WithInterface(s.iface)
+	// One send per exchange, no resend: a lost answer ends the attempt
+	// and the next one starts over in a new session (go-ipmi resends the
+	// handshake's steps unmatched, so a late answer to a resent step can
+	// be read as the next step's).
+	c.WithInterface(s.iface).WithTimeout(d.cfg.ExchangeTimeout).WithRetry(0)
 	if s.iface == client.InterfaceLanplus {
 		// An explicit suite: without one go-ipmi asks the BMC for its list
 		// and tries them in turn, which costs seconds on BMCs that drop the
@@ -362,40 +480,11 @@ func (d *Driver) connect(ctx context.Context, s spec) (*client.Client, error) {
 	return c, nil
 }
 
-// classifyConnect tells an unreachable BMC from one that refuses the
-// session: the operator's next step differs (network vs credentials).
-// go-ipmi does not keep its error chain through the session handshake, so
-// this relies on its step names: the first request of both handshakes is
-// the sessionless Get Channel Authentication Capabilities; failing there
-// means nobody answered. A later failure, even a timeout, is a refusal:
-// an IPMI 1.5 BMC drops a request signed with the wrong password. TestFence_UnreachableBMC and
-// TestFence_WrongPassword pin this against a go-ipmi upgrade.
-func classifyConnect(s spec, err error) error {
-	msg := err.Error()
-	if strings.Contains(msg, "Get Channel Authentication Capabilities failed") ||
-		strings.Contains(msg, "GetChannelAuthenticationCapabilities failed") {
-		return fmt.Errorf("%w (check host, port, that the BMC's LAN channel is enabled and that the network lets UDP through): %w", ErrUnreachable, err)
-	}
-	hint := "check user and password_file"
-	if s.iface == client.InterfaceLanplus {
-		hint += fmt.Sprintf(", and that the BMC allows cipher suite %d", s.cipher)
-	}
-	return fmt.Errorf("%w (%s): %w", ErrSession, hint, err)
-}
-
-// flat keeps a go-ipmi error on one line: it joins the errors of each
-// cipher suite tried with line breaks, and the message ends up in a status
-// line and a log line.
-type flat struct{ err error }
-
-func (f flat) Error() string { return strings.Join(strings.Fields(f.err.Error()), " ") }
-func (f flat) Unwrap() error { return f.err }
-
 // close ends the session. It runs even when the fence's deadline has
-// passed, so it gets a short deadline of its own: a session left open
-// holds one of the BMC's few session slots until it times out.
+// passed, so it gets a deadline of its own: a session left open holds one
+// of the BMC's few session slots until it times out.
 func (d *Driver) close(ctx context.Context, c *client.Client) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ExchangeTimeout)
 	defer cancel()
 	if err := c.Close(cctx); err != nil {
 		d.log.Debug("closing the BMC session", "bmc", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)), "error", err)
