@@ -106,6 +106,15 @@ bench: deps build
 bench-failover: deps build
 	VIGIL_BIN_DIR=$(BIN) RUNS=$(or $(RUNS),10) PROFILE=$(PROFILE) bash bench/failover.sh
 
+# The floor of each phase of a takeover (fence round trip, ARP, vgchange,
+# mount, dockerd ready, the registry's container start and first answer),
+# each measured alone, RUNS times (5): a markdown table for the README.
+# One at a time on a shared host: flock /tmp/vigil-lab.lock make bench-limits
+.PHONY: bench-limits
+bench-limits: deps build
+	$(GO) build -o $(BIN)/ ./bench/limitsprobe
+	VIGIL_BIN_DIR=$(BIN) RUNS=$(or $(RUNS),5) bash bench/limits.sh
+
 # Garbage UDP and TCP at both lab nodes' heartbeat ports, RATE packets a
 # second for DURATION (1000, 10m): no peer lost, no fence; RSS and status
 # latency before and after. One lab at a time on a shared host:
