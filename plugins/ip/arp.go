@@ -29,29 +29,49 @@ func arpInterface(link netlink.Link) (*net.Interface, bool) {
 	return &net.Interface{Index: a.Index, MTU: a.MTU, Name: a.Name, HardwareAddr: a.HardwareAddr, Flags: a.Flags}, true
 }
 
-// probe sends RFC 5227 ARP probes (sender address 0.0.0.0, so that no
-// neighbour cache is polluted) for addr on ifi and returns the hardware
-// address of the first host that claims addr, or nil when none does within
-// the probe's length. A host claims addr when it answers, announces
-// it, or probes for it at the same time.
+// listenARP opens a raw ARP socket on ifi: the probe's, then the
+// announcements'.
 //
 // mdlayher/arp's Client is not used for the socket because it insists on
 // the interface already having an IPv4 address, which a dedicated service
 // interface may not have.
-func (d *Driver) probe(ctx context.Context, ifi *net.Interface, addr netip.Addr, length time.Duration) (net.HardwareAddr, error) {
+func listenARP(ifi *net.Interface) (*packet.Conn, error) {
 	conn, err := packet.Listen(ifi, packet.Raw, int(ethernet.EtherTypeARP), nil)
 	if err != nil {
-		return nil, fmt.Errorf("arp probe on %s: open raw socket: %w", ifi.Name, err)
+		return nil, fmt.Errorf("open raw socket on %s: %w", ifi.Name, err)
 	}
-	defer conn.Close()
+	return conn, nil
+}
+
+// closeLater closes conn off the start path. Closing a packet socket waits
+// for an RCU grace period in the kernel (packet_release calls
+// synchronize_net): 5 to 20 ms on a busy host, each of them outage in a
+// failover if Start waited for it.
+func (d *Driver) closeLater(conn *packet.Conn) {
+	d.announcers.Add(1)
+	go func() {
+		defer d.announcers.Done()
+		conn.Close()
+	}()
+}
+
+// probe sends RFC 5227 ARP probes (sender address 0.0.0.0, so that no
+// neighbour cache is polluted) for addr on conn and returns the hardware
+// address of the first host that claims addr, or nil when none does within
+// the probe's length. A host claims addr when it answers, announces
+// it, or probes for it at the same time.
+//
+// The probeCount probes go out over the first half of length, the second
+// half waits for the last one's answer: every probe's answer has at least
+// half the length to come back, and a burst of loss shorter than the
+// spacing spares one of them.
+func (d *Driver) probe(ctx context.Context, conn *packet.Conn, ifi *net.Interface, addr netip.Addr, length time.Duration) (net.HardwareAddr, error) {
 	frame, err := arpFrame(ifi.HardwareAddr, netip.IPv4Unspecified(), addr)
 	if err != nil {
 		return nil, fmt.Errorf("arp probe on %s: %w", ifi.Name, err)
 	}
 
-	// probeCount probes spread over length, the last one's replies
-	// awaited for one interval.
-	interval := length / probeCount
+	interval := length / (2 * (probeCount - 1))
 	start := time.Now()
 	end := start.Add(length)
 	// A probe cut short proves nothing: rather fail than plumb an
@@ -142,26 +162,19 @@ func arpFrame(hw net.HardwareAddr, sender, target netip.Addr) ([]byte, error) {
 }
 
 // announce sends AnnounceCount gratuitous ARPs (requests with sender and
-// target both addr, as RFC 5227 announcements): the first before returning,
-// the others in the background so that Start is not held up.
-func (d *Driver) announce(ifi *net.Interface, addr netip.Addr) error {
-	conn, err := packet.Listen(ifi, packet.Raw, int(ethernet.EtherTypeARP), nil)
-	if err != nil {
-		return fmt.Errorf("open raw socket on %s: %w", ifi.Name, err)
-	}
+// target both addr, as RFC 5227 announcements) on conn, which it owns from
+// then on: the first before returning, the others in the background so
+// that Start is not held up, conn closed after the last.
+func (d *Driver) announce(conn *packet.Conn, ifi *net.Interface, addr netip.Addr) error {
 	frame, err := arpFrame(ifi.HardwareAddr, addr, addr)
 	if err != nil {
-		conn.Close()
+		d.closeLater(conn)
 		return err
 	}
 	dst := &packet.Addr{HardwareAddr: ethernet.Broadcast}
 	if _, err := conn.WriteTo(frame, dst); err != nil {
-		conn.Close()
+		d.closeLater(conn)
 		return fmt.Errorf("send on %s: %w", ifi.Name, err)
-	}
-	if d.cfg.AnnounceCount <= 1 {
-		conn.Close()
-		return nil
 	}
 	// The socket was opened by the calling thread, so it stays in the
 	// caller's network namespace whatever thread runs this goroutine.

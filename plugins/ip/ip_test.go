@@ -459,7 +459,7 @@ func TestDriver_ARPProbeKeyword(t *testing.T) {
 func TestDriver_StartFailsWhenDeadlineCutsTheProbeShort(t *testing.T) {
 	l := newLab(t)
 	d := New(Config{Logger: hclog.NewNullLogger()})
-	r := sdk.Resource{RID: "ip#1", Type: "ip", Keywords: map[string]string{KwIPName: "192.0.2.60", KwIPDev: l.dev}}
+	r := sdk.Resource{RID: "ip#1", Type: "ip", Keywords: map[string]string{KwIPName: "192.0.2.60", KwIPDev: l.dev, KwARPProbe: "150ms"}}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	var err error
