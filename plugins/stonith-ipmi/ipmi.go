@@ -83,12 +83,13 @@ type Config struct {
 	// (ipmi_sim on this 2-core host under load: a whole handshake within
 	// 5 ms, a chassis status within 15 ms; real BMCs take tens of ms); 1 s
 	// is also ipmitool's and go-ipmi's lanplus timeout, the wait every BMC
-	// that works with them is known to meet. It is what a BMC that comes
-	// back mid-fence costs at most, beside RetryPause. Default 1s.
+	// that works with them is known to meet. It is about the most a
+	// silent BMC that comes back mid-fence costs. Default 1s.
 	ExchangeTimeout time.Duration
-	// RetryPause separates two attempts, so that a BMC that refuses at
-	// once (no route, port closed) is not asked in a tight loop. Default
-	// 250ms.
+	// RetryPause is the least time between the starts of two attempts,
+	// so that a BMC that refuses at once (no route, port closed) is not
+	// asked in a tight loop; an attempt that took longer is followed by
+	// the next at once. Default 250ms.
 	RetryPause time.Duration
 	// Logger defaults to sdk.Logger().
 	Logger hclog.Logger
@@ -347,6 +348,7 @@ func (d *Driver) retry(ctx context.Context, node string, s spec, attempt func(co
 	t := &tally{}
 	for {
 		t.attempts++
+		begin := time.Now()
 		out, aerr := attempt(ctx)
 		if aerr == nil {
 			return out, t, nil
@@ -361,11 +363,15 @@ func (d *Driver) retry(ctx context.Context, node string, s spec, attempt func(co
 		if t.attempts == 1 {
 			lg = d.log.Info
 		}
-		lg("BMC attempt failed: retrying until the timeout", "node", node, "bmc", s.bmc(), "attempt", t.attempts, "kind", label(aerr.kind), "error", aerr.err, "retry_in", d.cfg.RetryPause.String())
+		// Attempts start RetryPause apart at least: one that timed out
+		// has waited already, and a BMC coming back is heard by the next
+		// one at once (as by go-ipmi's resend of a sessionless request).
+		pause := max(0, d.cfg.RetryPause-time.Since(begin))
+		lg("BMC attempt failed: retrying until the timeout", "node", node, "bmc", s.bmc(), "attempt", t.attempts, "kind", label(aerr.kind), "error", aerr.err, "retry_in", pause.Round(time.Millisecond).String())
 		select {
 		case <-ctx.Done():
 			return nil, t, ctx.Err()
-		case <-time.After(d.cfg.RetryPause):
+		case <-time.After(pause):
 		}
 	}
 }
