@@ -17,6 +17,15 @@
 # type = ocf) from a configuration on that filesystem, fenced first like
 # the seed; "api" is then nginx's first answer with the file it serves
 # from the shared filesystem.
+# PROFILE=process times the shape of a Pacemaker measurement: an address
+# and one process, busybox httpd run by the app plugin (type = simple),
+# fenced first and heartbeats as the seed's; "client" is httpd's first TCP
+# accept, "api" its first answer to an HTTP GET.
+# TRACE=DIR keeps each run's node logs and probe output in DIR/run-N/ with
+# the times the power-off was asked and confirmed, for a breakdown of where
+# the time went; TRACE_CMD, when set, runs in the client namespace during
+# each run with the floating address and an output file as arguments (a
+# packet capture, say).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 BIN=${VIGIL_BIN_DIR:-$here/../bin}
@@ -94,6 +103,20 @@ NGINX
 		"$ADDR" "$DEV" "$MNT" "$MNT" >"/run/vigil-lab/$LAB/nodes/n1/etc/$SVC.conf"
 	wait_for n1 "$(avail n1 $SVC)" up 120 "$SVC up on n1"
 	until [ -f "/run/vigil-lab/$LAB/nodes/n2/etc/$SVC.conf" ]; do sleep 0.05; done
+elif [ "$PROFILE" = process ]; then
+	[ -x /bin/busybox ] || { echo "bench-failover: PROFILE=process needs /bin/busybox (busybox-static)"; exit 1; }
+	lab up --nodes 2 --hb-interval "$HB_INTERVAL" --hb-timeout "$HB_TIMEOUT" --services=false --images=false >/dev/null
+	SVC=httpd PORT=8081 API=--api
+	ADDR=$(lab_json "d['subnet']").62
+	# What httpd serves, on the host's /run (every node sees it), removed
+	# with the lab; /v2/ answers 200 for regclient's --api.
+	WWW=/run/vigil-lab/$LAB/www
+	mkdir -p "$WWW/v2"
+	echo "served by busybox httpd" | tee "$WWW/index.html" >"$WWW/v2/index.html"
+	printf '[DEFAULT]\nnodes = n1 n2\norchestrate = ha\n\n[ip#1]\nipdev = eth0\nipname = %s\nnetmask = 24\n\n[app#1]\ntype = simple\nstart = /bin/busybox httpd -f -p %s -h %s\nmonitor = true\n' \
+		"$ADDR" "$PORT" "$WWW" >"/run/vigil-lab/$LAB/nodes/n1/etc/$SVC.conf"
+	wait_for n1 "$(avail n1 $SVC)" up 60 "$SVC up on n1"
+	until [ -f "/run/vigil-lab/$LAB/nodes/n2/etc/$SVC.conf" ]; do sleep 0.05; done
 else
 	lab up --nodes 2 --hb-interval "$HB_INTERVAL" --hb-timeout "$HB_TIMEOUT" >/dev/null
 	SVC=registry.opensvc.com PORT=5000 API=--api
@@ -109,9 +132,15 @@ L=() F=() U=() C=() A=()
 for r in $(seq "$RUNS"); do
 	ip netns exec "$CLIENT_NS" "$BIN/regclient" probe "$ADDR:$PORT" $API >"/run/vigil-lab/$LAB/probe.out" 2>&1 &
 	probe=$!
+	if [ -n "${TRACE:-}" ] && [ -n "${TRACE_CMD:-}" ]; then
+		mkdir -p "$TRACE/run-$r"
+		ip netns exec "$CLIENT_NS" $TRACE_CMD "$ADDR" "$TRACE/run-$r/client.trace" &
+		tracer=$!
+	fi
 	sleep 0.3
 	# vigil-lab asks the BMC again itself when an answer is lost; the
 	# node is only off once the BMC says so.
+	ASKED=$(date +%s%N)
 	lab poweroff "$active" >/dev/null
 	OFF=$(date +%s%N)
 	log=$(log_of "$peer")
@@ -120,6 +149,13 @@ for r in $(seq "$RUNS"); do
 		sleep 0.05
 	done
 	wait "$probe" || true
+	if [ -n "${TRACE:-}" ]; then
+		mkdir -p "$TRACE/run-$r"
+		[ -z "${tracer:-}" ] || { kill "$tracer" 2>/dev/null; wait "$tracer" 2>/dev/null || true; tracer=; }
+		cp "/run/vigil-lab/$LAB/probe.out" "$TRACE/run-$r/"
+		for n in n1 n2; do cp "$(log_of $n)" "$TRACE/run-$r/$n.log"; done
+		echo "asked=$ASKED off=$OFF active=$active peer=$peer" >"$TRACE/run-$r/times"
+	fi
 	L+=("$(secs_after "$log" "$OFF" "peer lost")")
 	F+=("$(secs_after "$log" "$OFF" "node fenced")")
 	U+=("$(secs_after "$log" "$OFF" "action done:.*service=$SVC action=start")")
@@ -143,9 +179,15 @@ stats() { # name values...
 }
 median() { printf '%s\n' "$@" | grep -v '^?*$' | sort -n | awk '{a[NR]=$1} END { if (NR) printf "%.2f", a[int((NR+1)/2)]; else printf "?" }'; }
 if [ "$PROFILE" = ip ]; then
-	echo "heartbeats: network + disk, interval $HB_INTERVAL, timeout $HB_TIMEOUT; fencing: off; service: one floating address, arp_probe ${ARP_PROBE:-150ms (default)}"
+	probe_default=$(sed -n 's/.*DefaultARPProbe *= *\([0-9]*\) \* time.Millisecond.*/\1ms/p' "$here/../plugins/ip/ip.go")
+	echo "heartbeats: network + disk, interval $HB_INTERVAL, timeout $HB_TIMEOUT; fencing: off; service: one floating address, arp_probe ${ARP_PROBE:-${probe_default:-?} (default)}"
 	stats lost "${L[@]}"; stats up "${U[@]}"; stats client "${C[@]}"
 	echo "failover-ip: runs=$RUNS lost_median=$(median "${L[@]}")s client_median=$(median "${C[@]}")s"
+elif [ "$PROFILE" = process ]; then
+	echo "heartbeats: network + disk, interval $HB_INTERVAL, timeout $HB_TIMEOUT; fencing: stonith-ipmi (ipmi_sim, lanplus, cipher 3); service: ip, busybox httpd (app, type = simple)"
+	stats lost "${L[@]}"; stats fenced "${F[@]}"; stats up "${U[@]}"; stats client "${C[@]}"; stats api "${A[@]}"
+	echo "(client: httpd's first TCP accept; api: its first answer to GET /v2/; up: the start done, after the simple app's 300 ms settle)"
+	echo "failover-process: runs=$RUNS lost_median=$(median "${L[@]}")s fenced_median=$(median "${F[@]}")s up_median=$(median "${U[@]}")s client_median=$(median "${C[@]}")s api_median=$(median "${A[@]}")s"
 elif [ "$PROFILE" = ocf ]; then
 	echo "heartbeats: network + disk, interval $HB_INTERVAL, timeout $HB_TIMEOUT; fencing: stonith-ipmi; service: ip, ext4 on a shared disk, nginx by heartbeat:nginx"
 	stats lost "${L[@]}"; stats fenced "${F[@]}"; stats up "${U[@]}"; stats client "${C[@]}"; stats api "${A[@]}"
