@@ -3,6 +3,7 @@ package stonithipmi
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,8 +33,13 @@ func daemonBackoff(failures int) time.Duration {
 // "refusing" has nothing listening on its port until it starts (a route
 // or port that refuses at once behaves alike). Run with -benchtime=1x:
 // each op lasts the outage and more.
+//
+// With "+delay", the first fence is preceded as in the daemon when a
+// fence delay applies (the takeover from a node running more services
+// waits fence_priority_delay, 5 s by default): PowerStatus under a 5 s
+// context, and unless it says off, the delay.
 func BenchmarkFence_AfterBMCBack(b *testing.B) {
-	for _, mode := range []string{"silent", "refusing"} {
+	for _, mode := range []string{"silent", "refusing", "silent+delay", "refusing+delay"} {
 		// Off the whole seconds: attempts and resends run on a 1 s grid
 		// from the fence's start, and an outage that ends on it would
 		// show the best case only.
@@ -42,7 +48,7 @@ func BenchmarkFence_AfterBMCBack(b *testing.B) {
 				var after time.Duration
 				var calls int
 				for i := 0; i < b.N; i++ {
-					a, n := fenceAfterBack(b, mode, down)
+					a, n := fenceAfterBack(b, strings.TrimSuffix(mode, "+delay"), down, strings.HasSuffix(mode, "+delay"))
 					after += a
 					calls += n
 				}
@@ -54,7 +60,7 @@ func BenchmarkFence_AfterBMCBack(b *testing.B) {
 	}
 }
 
-func fenceAfterBack(b *testing.B, mode string, down time.Duration) (time.Duration, int) {
+func fenceAfterBack(b *testing.B, mode string, down time.Duration, delay bool) (time.Duration, int) {
 	d := New(Config{Logger: hclog.NewNullLogger()})
 	var kw map[string]string
 	var bmc *ipmisim.BMC
@@ -78,6 +84,14 @@ func fenceAfterBack(b *testing.B, mode string, down time.Duration) (time.Duratio
 	}
 	done := make(chan result, 1)
 	go func() {
+		if delay {
+			pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			power, err := d.PowerStatus(pctx, "n2", kw)
+			cancel()
+			if err != nil || power != "off" {
+				time.Sleep(5 * time.Second)
+			}
+		}
 		for calls := 1; ; calls++ {
 			_, err := d.Fence(context.Background(), "n2", kw)
 			if err == nil || calls == 20 {
