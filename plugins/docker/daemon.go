@@ -82,8 +82,9 @@ func checkDaemonArgs(words []string) error {
 	return nil
 }
 
-// dockerdArgs is the command line of a service's private daemon.
-func dockerdArgs(p daemonPaths, svc, dataDir string, extra []string) []string {
+// dockerdArgs is the command line of a service's private daemon. proxy is
+// the userland proxy to publish ports with ("" for dockerd's own).
+func dockerdArgs(p daemonPaths, svc, dataDir, proxy string, extra []string) []string {
 	args := []string{
 		"--data-root", dataDir,
 		"--exec-root", p.exec,
@@ -92,10 +93,14 @@ func dockerdArgs(p daemonPaths, svc, dataDir string, extra []string) []string {
 		"--containerd-namespace", "vigil-" + svc,
 		"--containerd-plugins-namespace", "vigil-" + svc + "-plugins",
 	}
-	hasConfig := false
+	hasConfig, ownProxy := false, false
 	for _, w := range extra {
-		if w == "--config-file" || strings.HasPrefix(w, "--config-file=") {
+		switch {
+		case w == "--config-file" || strings.HasPrefix(w, "--config-file="):
 			hasConfig = true
+		case w == "--userland-proxy-path" || strings.HasPrefix(w, "--userland-proxy-path="),
+			strings.HasPrefix(w, "--userland-proxy=") && w != "--userland-proxy=true":
+			ownProxy = true // the service chose: no proxy, or its own
 		}
 	}
 	if !hasConfig {
@@ -103,6 +108,11 @@ func dockerdArgs(p daemonPaths, svc, dataDir string, extra []string) []string {
 		// data-root or pidfile, which dockerd refuses alongside the same
 		// flags; the private daemon gets an empty one of its own.
 		args = append(args, "--config-file", p.config)
+	}
+	if proxy != "" && !hasConfig && !ownProxy {
+		// A file of the service's may set userland-proxy-path, which
+		// dockerd refuses alongside the flag: with one, its choice stands.
+		args = append(args, "--userland-proxy-path", proxy)
 	}
 	return append(args, extra...)
 }

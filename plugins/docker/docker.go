@@ -61,7 +61,8 @@ var ErrDaemonUnreachable = errors.New("docker daemon unreachable")
 
 var logger = sdk.Logger().Named("docker")
 
-// Config configures a Driver. The zero value is the production setup.
+// Config configures a Driver. The zero value is the production setup but
+// for ProxyPath, which the plugin's main sets.
 type Config struct {
 	// DockerdPath is the dockerd run for services with a private daemon;
 	// a bare name is looked up in PATH. Default "dockerd".
@@ -82,6 +83,14 @@ type Config struct {
 	DaemonStopTimeout time.Duration
 	// PingTimeout bounds each probe of a daemon. Default 5s.
 	PingTimeout time.Duration
+	// ProxyPath is the userland proxy private daemons publish ports
+	// with (dockerd --userland-proxy-path): an absolute path to an
+	// executable that runs RunProxy when IsProxyCommand holds for its
+	// arguments, the plugin's own in production. It is not used when
+	// docker_daemon_args turns the proxy off, names another, or names a
+	// --config-file. Empty: dockerd's docker-proxy, which accepts
+	// connections before the container listens.
+	ProxyPath string
 }
 
 // Driver runs docker containers as Vigil resources.
@@ -143,7 +152,7 @@ func (d *Driver) Info() sdk.Info {
 			{Name: KwDockerDataDir, Type: sdk.TypeString,
 				Help: "When set, the service's containers run in a docker daemon of their own, with this data root (put it on the service's shared storage). The daemon starts with the first container and stops after the last."},
 			{Name: KwDockerDaemonArgs, Type: sdk.TypeString,
-				Help: "Extra dockerd flags for the service's private daemon, shell-quoted (e.g. --ip 10.0.0.5)."},
+				Help: "Extra dockerd flags for the service's private daemon, shell-quoted (e.g. --ip 10.0.0.5). Its published ports go through the plugin's userland proxy, which accepts connections only once the container does; --userland-proxy=false or --userland-proxy-path choose otherwise."},
 		},
 	}
 }
@@ -572,7 +581,7 @@ func (d *Driver) ensureDaemon(ctx context.Context, r sdk.Resource, p daemonPaths
 	if err := checkDaemonArgs(extra); err != nil {
 		return nil, fmt.Errorf("docker_daemon_args: %w", err)
 	}
-	args := dockerdArgs(p, r.Service.Name, serviceKeyword(r, KwDockerDataDir), extra)
+	args := dockerdArgs(p, r.Service.Name, serviceKeyword(r, KwDockerDataDir), d.cfg.ProxyPath, extra)
 	pid, exited, where, err := d.spawnDaemon(p, r.Service.Name, args)
 	if err != nil {
 		return nil, err

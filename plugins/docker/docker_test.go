@@ -38,7 +38,7 @@ const busyboxPath = "/bin/busybox" // Debian's busybox-static
 // requireDocker skips the test unless it runs as root on a host with
 // docker, dockerd, busybox-static and an answering system daemon, whose
 // client it returns.
-func requireDocker(t *testing.T) *client.Client {
+func requireDocker(t testing.TB) *client.Client {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("docker tests skipped in -short mode")
@@ -67,7 +67,7 @@ func requireDocker(t *testing.T) *client.Client {
 	return c
 }
 
-func randSuffix(t *testing.T) string {
+func randSuffix(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 4)
 	if _, err := rand.Read(b); err != nil {
@@ -78,7 +78,7 @@ func randSuffix(t *testing.T) string {
 
 // busyboxRootfs is a tar of a root with busybox and the applets the tests
 // use.
-func busyboxRootfs(t *testing.T) []byte {
+func busyboxRootfs(t testing.TB) []byte {
 	t.Helper()
 	bin, err := os.ReadFile(busyboxPath)
 	if err != nil {
@@ -110,7 +110,7 @@ func busyboxRootfs(t *testing.T) []byte {
 
 // importBusybox imports the busybox root into the daemon of c as
 // vigiltest/busybox:<random>, with the seed's date loop as its command.
-func importBusybox(t *testing.T, c *client.Client, removeOnCleanup bool) string {
+func importBusybox(t testing.TB, c *client.Client, removeOnCleanup bool) string {
 	t.Helper()
 	ref := "vigiltest/busybox:" + randSuffix(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -323,7 +323,7 @@ func TestRunArgs_AppliedToContainer(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -342,7 +342,7 @@ type privateService struct {
 	siblings                     map[string]map[string]string
 }
 
-func newPrivateService(t *testing.T, containers int) *privateService {
+func newPrivateService(t testing.TB, containers int) *privateService {
 	t.Helper()
 	bridge := testBridge(t) // first: its cleanup runs after the daemon's
 	base, err := os.MkdirTemp("", "vgd")
@@ -384,7 +384,7 @@ func newPrivateService(t *testing.T, containers int) *privateService {
 // testBridge creates a bridge of the test's own for a private daemon.
 // Not --bridge=none: dockerd 20.10 then deletes docker0, the system
 // daemon's bridge, at start-up.
-func testBridge(t *testing.T) string {
+func testBridge(t testing.TB) string {
 	t.Helper()
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("private daemon tests need ip (iproute2)")
@@ -426,7 +426,7 @@ func (s *privateService) resource(rid string) sdk.Resource {
 }
 
 // unmountUnder detaches whatever a killed dockerd left mounted under dir.
-func unmountUnder(t *testing.T, dir string) {
+func unmountUnder(t testing.TB, dir string) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return
