@@ -33,7 +33,8 @@ import (
 //	go test ./plugins/docker -run '^$' -bench PrivateDaemonTakeover -benchtime 5x
 //
 // VIGIL_BENCH_PROXY=docker publishes with dockerd's docker-proxy instead
-// of the plugin's; VIGIL_BENCH_DOCKERD_ARGS adds dockerd flags;
+// of the plugin's; VIGIL_BENCH_DOCKERD_ARGS adds dockerd flags and
+// VIGIL_BENCH_DOCKERD runs another dockerd (a wrapper that traces it);
 // VIGIL_BENCH_DOCKERD_DEBUG=1 runs the daemons with --debug and keeps
 // their logs (the path is printed) to see where the time goes.
 
@@ -265,6 +266,7 @@ func BenchmarkPrivateDaemonTakeover(b *testing.B) {
 		debug = " --debug"
 	}
 	cfg := testConfig
+	cfg.DockerdPath = os.Getenv("VIGIL_BENCH_DOCKERD") // a wrapper, to trace it
 	if os.Getenv("VIGIL_BENCH_PROXY") == "docker" {
 		cfg.ProxyPath = "" // dockerd's docker-proxy
 	}
