@@ -57,3 +57,36 @@ func TestPrepareDaemonDir_RejectsLongSocketPath(t *testing.T) {
 		t.Fatal("a socket path over the unix limit was accepted")
 	}
 }
+
+// BenchmarkLockDaemon_Handoff is how long a waiter (a sibling container's
+// start behind the daemon's start) takes to get the lock once it is
+// released: the polling period's share of a takeover.
+func BenchmarkLockDaemon_Handoff(b *testing.B) {
+	p := pathsFor(b.TempDir())
+	if err := prepareDaemonDir(p); err != nil {
+		b.Fatal(err)
+	}
+	d := New(Config{})
+	ctx := context.Background()
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		unlock, err := d.lockDaemon(ctx, p, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		got := make(chan time.Time)
+		go func() {
+			u, err := d.lockDaemon(ctx, p, false)
+			if err != nil {
+				b.Error(err)
+			}
+			got <- time.Now()
+			u()
+		}()
+		time.Sleep(3 * time.Millisecond) // the waiter is polling
+		released := time.Now()
+		unlock()
+		total += (<-got).Sub(released)
+	}
+	b.ReportMetric(float64(total)/float64(b.N)/float64(time.Millisecond), "handoff-ms")
+}
