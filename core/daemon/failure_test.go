@@ -167,6 +167,12 @@ func TestDaemon_MonitoredResourceIsRestartedByDefault(t *testing.T) {
 	})
 	os.Remove(marker)
 	waitFor(t, "the monitor to restart it in place", 10*time.Second, func() bool { _, err := os.Stat(marker); return err == nil })
+	// The restart's end too (its state written), before the test's
+	// directories go.
+	waitFor(t, "the restart to finish", 10*time.Second, func() bool {
+		s := localService(t, n.client, "web")
+		return s != nil && (s.State == "started" || s.Failed())
+	})
 	if s := localService(t, n.client, "web"); s.Failed() {
 		t.Fatalf("state %q after one crash, want it restarted", s.State)
 	}

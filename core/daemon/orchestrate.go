@@ -303,17 +303,21 @@ func (d *Daemon) fence(ctx context.Context, target string, delay time.Duration) 
 			fencer, err := d.host.Stonith(ctx, cfg.Type)
 			if err == nil && attempt == 1 && delay > 0 {
 				// Off already (powered off, dead PSU): no delay to wait,
-				// the fence below confirms it at once.
-				pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+				// the fence below confirms it at once. The delay counts
+				// from the fence's start, the check included: a BMC
+				// the plugin retries for a while does not add its
+				// wait to the delay.
+				pctx, pcancel := context.WithTimeout(ctx, min(delay, 5*time.Second))
 				power, perr := fencer.PowerStatus(pctx, target, cfg.Keywords)
 				pcancel()
 				if perr != nil || power != "off" {
-					log.Info("waiting the fence delay before the power-off", "delay", delay, "power", power)
+					left := time.Until(begin.Add(delay))
+					log.Info("waiting the fence delay before the power-off", "delay", delay, "left", left.Round(time.Millisecond), "power", power)
 					select {
 					case <-ctx.Done():
 						log.Info("node is heard again during the fence delay: fencing called off")
 						return
-					case <-time.After(delay):
+					case <-time.After(max(left, 0)):
 					}
 					if !due() {
 						log.Info("node is heard again: fencing called off")
