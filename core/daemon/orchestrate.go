@@ -345,7 +345,11 @@ func (d *Daemon) fence(ctx context.Context, target string, delay time.Duration) 
 				return
 			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, 5*time.Second)
+			// Capped at a second: a fence call retries its own short
+			// attempts for its whole budget (stonith-ipmi's timeout),
+			// so a long pause here would only be time a BMC that came
+			// back waits for nothing.
+			backoff = min(backoff*2, time.Second)
 		}
 	}()
 }
