@@ -39,10 +39,12 @@ var logger = hclog.New(&hclog.LoggerOptions{
 // Serve runs a resource plugin process until core goes away. It never
 // returns.
 func Serve(d ResourceDriver) {
-	serve(plugin.PluginSet{PluginKindResource: &resourcePlugin{impl: d}})
+	ch := &statusChannel{impl: d}
+	serve(plugin.PluginSet{PluginKindResource: &resourcePlugin{impl: d, ch: ch}}, ch.close)
 }
 
-func serve(set plugin.PluginSet) {
+// serve runs go-plugin's server, then the cleanups, and exits.
+func serve(set plugin.PluginSet, cleanups ...func()) {
 	go exitWithParent(os.Getppid())
 	// A plugin waits on I/O (docker, netlink, lvm commands); one P spares
 	// every call a cross-CPU wake-up (measured: a gRPC round trip from
@@ -57,6 +59,9 @@ func serve(set plugin.PluginSet) {
 		GRPCServer:       plugin.DefaultGRPCServer,
 		Logger:           logger,
 	})
+	for _, f := range cleanups {
+		f()
+	}
 	os.Exit(0)
 }
 
@@ -76,10 +81,11 @@ func exitWithParent(ppid int) {
 type resourcePlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	impl ResourceDriver
+	ch   *statusChannel
 }
 
 func (p *resourcePlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	proto.RegisterResourceDriverServer(s, &resourceServer{impl: p.impl})
+	proto.RegisterResourceDriverServer(s, &resourceServer{impl: p.impl, ch: p.ch})
 	return nil
 }
 

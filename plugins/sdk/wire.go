@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+
 	"github.com/vigil-ha/vigil/plugins/sdk/proto"
 )
 
@@ -13,6 +16,7 @@ var errServerOnly = errors.New("sdk: the resource plugin client lives in core")
 type resourceServer struct {
 	proto.UnimplementedResourceDriverServer
 	impl ResourceDriver
+	ch   *statusChannel
 }
 
 var _ proto.ResourceDriverServer = (*resourceServer)(nil)
@@ -59,8 +63,23 @@ func (s *resourceServer) Stop(ctx context.Context, req *proto.ResourceRequest) (
 }
 
 func (s *resourceServer) Status(ctx context.Context, req *proto.ResourceRequest) (*proto.StatusResponse, error) {
-	st := s.impl.Status(ctx, resourceFromProto(req))
-	return &proto.StatusResponse{Status: proto.Status(st.Status), Log: st.Log, Label: st.Label}, nil
+	return statusToProto(s.impl.Status(ctx, resourceFromProto(req))), nil
+}
+
+func statusToProto(st ResourceStatus) *proto.StatusResponse {
+	return &proto.StatusResponse{Status: proto.Status(st.Status), Log: st.Log, Label: st.Label}
+}
+
+// OpenStatusChannel makes the status channel on first call and names it.
+func (s *resourceServer) OpenStatusChannel(context.Context, *proto.StatusChannelRequest) (*proto.StatusChannelResponse, error) {
+	if s.ch == nil {
+		return nil, grpcstatus.Error(codes.Unimplemented, "no status channel")
+	}
+	path, err := s.ch.open()
+	if err != nil {
+		return nil, grpcstatus.Error(codes.FailedPrecondition, err.Error())
+	}
+	return &proto.StatusChannelResponse{Path: path, Version: proto.FrameVersion}, nil
 }
 
 func keywordsToProto(kws []Keyword) []*proto.Keyword {

@@ -90,6 +90,209 @@ func (Status) EnumDescriptor() ([]byte, []int) {
 	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{0}
 }
 
+type StatusChannelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusChannelRequest) Reset() {
+	*x = StatusChannelRequest{}
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusChannelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusChannelRequest) ProtoMessage() {}
+
+func (x *StatusChannelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusChannelRequest.ProtoReflect.Descriptor instead.
+func (*StatusChannelRequest) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{0}
+}
+
+type StatusChannelResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The socket's path.
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// The framing spoken on it; 1: on each connection, one call at a time,
+	// core sends a StatusCall and the plugin answers a StatusReply, each
+	// message a 4-byte big-endian length then that many bytes (at most
+	// 16 MiB). Only the plugin's parent process may connect.
+	Version       int32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusChannelResponse) Reset() {
+	*x = StatusChannelResponse{}
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusChannelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusChannelResponse) ProtoMessage() {}
+
+func (x *StatusChannelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusChannelResponse.ProtoReflect.Descriptor instead.
+func (*StatusChannelResponse) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StatusChannelResponse) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *StatusChannelResponse) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// StatusCall is one status call on the status channel.
+type StatusCall struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Request *ResourceRequest       `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	// What is left of core's deadline for the call, in nanoseconds (0: none):
+	// the driver's context ends then, as a gRPC call's does.
+	TimeoutNanos  int64 `protobuf:"varint,2,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusCall) Reset() {
+	*x = StatusCall{}
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusCall) ProtoMessage() {}
+
+func (x *StatusCall) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusCall.ProtoReflect.Descriptor instead.
+func (*StatusCall) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *StatusCall) GetRequest() *ResourceRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *StatusCall) GetTimeoutNanos() int64 {
+	if x != nil {
+		return x.TimeoutNanos
+	}
+	return 0
+}
+
+// StatusReply answers a StatusCall.
+type StatusReply struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Response *StatusResponse        `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	// Set when the plugin could not evaluate the call (a frame it could not
+	// decode); the resource then reads undef with it.
+	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusReply) Reset() {
+	*x = StatusReply{}
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusReply) ProtoMessage() {}
+
+func (x *StatusReply) ProtoReflect() protoreflect.Message {
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusReply.ProtoReflect.Descriptor instead.
+func (*StatusReply) Descriptor() ([]byte, []int) {
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StatusReply) GetResponse() *StatusResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *StatusReply) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type InfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -98,7 +301,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[0]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -110,7 +313,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[0]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -123,7 +326,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{0}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{4}
 }
 
 // Keyword describes one configuration keyword a type (or the service's
@@ -145,7 +348,7 @@ type Keyword struct {
 
 func (x *Keyword) Reset() {
 	*x = Keyword{}
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[1]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -157,7 +360,7 @@ func (x *Keyword) String() string {
 func (*Keyword) ProtoMessage() {}
 
 func (x *Keyword) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[1]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -170,7 +373,7 @@ func (x *Keyword) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Keyword.ProtoReflect.Descriptor instead.
 func (*Keyword) Descriptor() ([]byte, []int) {
-	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{1}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Keyword) GetName() string {
@@ -238,7 +441,7 @@ type TypeInfo struct {
 
 func (x *TypeInfo) Reset() {
 	*x = TypeInfo{}
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[2]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +453,7 @@ func (x *TypeInfo) String() string {
 func (*TypeInfo) ProtoMessage() {}
 
 func (x *TypeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[2]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +466,7 @@ func (x *TypeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypeInfo.ProtoReflect.Descriptor instead.
 func (*TypeInfo) Descriptor() ([]byte, []int) {
-	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{2}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TypeInfo) GetType() string {
@@ -308,7 +511,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[3]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +523,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[3]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +536,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{3}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *InfoResponse) GetName() string {
@@ -380,7 +583,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[4]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -392,7 +595,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[4]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -405,7 +608,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{4}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Service) GetName() string {
@@ -454,7 +657,7 @@ type ResourceRequest struct {
 
 func (x *ResourceRequest) Reset() {
 	*x = ResourceRequest{}
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[5]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -466,7 +669,7 @@ func (x *ResourceRequest) String() string {
 func (*ResourceRequest) ProtoMessage() {}
 
 func (x *ResourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[5]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -479,7 +682,7 @@ func (x *ResourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceRequest.ProtoReflect.Descriptor instead.
 func (*ResourceRequest) Descriptor() ([]byte, []int) {
-	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{5}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ResourceRequest) GetService() *Service {
@@ -526,7 +729,7 @@ type Keywords struct {
 
 func (x *Keywords) Reset() {
 	*x = Keywords{}
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[6]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +741,7 @@ func (x *Keywords) String() string {
 func (*Keywords) ProtoMessage() {}
 
 func (x *Keywords) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[6]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +754,7 @@ func (x *Keywords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Keywords.ProtoReflect.Descriptor instead.
 func (*Keywords) Descriptor() ([]byte, []int) {
-	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{6}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Keywords) GetKeywords() map[string]string {
@@ -570,7 +773,7 @@ type ValidateResponse struct {
 
 func (x *ValidateResponse) Reset() {
 	*x = ValidateResponse{}
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[7]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +785,7 @@ func (x *ValidateResponse) String() string {
 func (*ValidateResponse) ProtoMessage() {}
 
 func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[7]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +798,7 @@ func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
 func (*ValidateResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{7}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ValidateResponse) GetErrors() []*ValidationError {
@@ -616,7 +819,7 @@ type ValidationError struct {
 
 func (x *ValidationError) Reset() {
 	*x = ValidationError{}
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[8]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +831,7 @@ func (x *ValidationError) String() string {
 func (*ValidationError) ProtoMessage() {}
 
 func (x *ValidationError) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[8]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +844,7 @@ func (x *ValidationError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidationError.ProtoReflect.Descriptor instead.
 func (*ValidationError) Descriptor() ([]byte, []int) {
-	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{8}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ValidationError) GetKeyword() string {
@@ -668,7 +871,7 @@ type ActionResponse struct {
 
 func (x *ActionResponse) Reset() {
 	*x = ActionResponse{}
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[9]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +883,7 @@ func (x *ActionResponse) String() string {
 func (*ActionResponse) ProtoMessage() {}
 
 func (x *ActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[9]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +896,7 @@ func (x *ActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionResponse.ProtoReflect.Descriptor instead.
 func (*ActionResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{9}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ActionResponse) GetLog() []string {
@@ -716,7 +919,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[10]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +931,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[10]
+	mi := &file_plugins_sdk_proto_resource_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +944,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{10}
+	return file_plugins_sdk_proto_resource_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StatusResponse) GetStatus() Status {
@@ -769,7 +972,18 @@ var File_plugins_sdk_proto_resource_proto protoreflect.FileDescriptor
 
 const file_plugins_sdk_proto_resource_proto_rawDesc = "" +
 	"\n" +
-	" plugins/sdk/proto/resource.proto\x12\x11vigil.resource.v1\"\r\n" +
+	" plugins/sdk/proto/resource.proto\x12\x11vigil.resource.v1\"\x16\n" +
+	"\x14StatusChannelRequest\"E\n" +
+	"\x15StatusChannelResponse\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x05R\aversion\"o\n" +
+	"\n" +
+	"StatusCall\x12<\n" +
+	"\arequest\x18\x01 \x01(\v2\".vigil.resource.v1.ResourceRequestR\arequest\x12#\n" +
+	"\rtimeout_nanos\x18\x02 \x01(\x03R\ftimeoutNanos\"b\n" +
+	"\vStatusReply\x12=\n" +
+	"\bresponse\x18\x01 \x01(\v2!.vigil.resource.v1.StatusResponseR\bresponse\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"\r\n" +
 	"\vInfoRequest\"\xb5\x01\n" +
 	"\aKeyword\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -834,13 +1048,14 @@ const file_plugins_sdk_proto_resource_proto_rawDesc = "" +
 	"\vSTATUS_WARN\x10\x03\x12\r\n" +
 	"\tSTATUS_NA\x10\x04\x12\x13\n" +
 	"\x0fSTATUS_STDBY_UP\x10\x05\x12\x15\n" +
-	"\x11STATUS_STDBY_DOWN\x10\x062\x9e\x03\n" +
+	"\x11STATUS_STDBY_DOWN\x10\x062\x86\x04\n" +
 	"\x0eResourceDriver\x12G\n" +
 	"\x04Info\x12\x1e.vigil.resource.v1.InfoRequest\x1a\x1f.vigil.resource.v1.InfoResponse\x12S\n" +
 	"\bValidate\x12\".vigil.resource.v1.ResourceRequest\x1a#.vigil.resource.v1.ValidateResponse\x12N\n" +
 	"\x05Start\x12\".vigil.resource.v1.ResourceRequest\x1a!.vigil.resource.v1.ActionResponse\x12M\n" +
 	"\x04Stop\x12\".vigil.resource.v1.ResourceRequest\x1a!.vigil.resource.v1.ActionResponse\x12O\n" +
-	"\x06Status\x12\".vigil.resource.v1.ResourceRequest\x1a!.vigil.resource.v1.StatusResponseB-Z+github.com/vigil-ha/vigil/plugins/sdk/protob\x06proto3"
+	"\x06Status\x12\".vigil.resource.v1.ResourceRequest\x1a!.vigil.resource.v1.StatusResponse\x12f\n" +
+	"\x11OpenStatusChannel\x12'.vigil.resource.v1.StatusChannelRequest\x1a(.vigil.resource.v1.StatusChannelResponseB-Z+github.com/vigil-ha/vigil/plugins/sdk/protob\x06proto3"
 
 var (
 	file_plugins_sdk_proto_resource_proto_rawDescOnce sync.Once
@@ -855,52 +1070,60 @@ func file_plugins_sdk_proto_resource_proto_rawDescGZIP() []byte {
 }
 
 var file_plugins_sdk_proto_resource_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_plugins_sdk_proto_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_plugins_sdk_proto_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_plugins_sdk_proto_resource_proto_goTypes = []any{
-	(Status)(0),              // 0: vigil.resource.v1.Status
-	(*InfoRequest)(nil),      // 1: vigil.resource.v1.InfoRequest
-	(*Keyword)(nil),          // 2: vigil.resource.v1.Keyword
-	(*TypeInfo)(nil),         // 3: vigil.resource.v1.TypeInfo
-	(*InfoResponse)(nil),     // 4: vigil.resource.v1.InfoResponse
-	(*Service)(nil),          // 5: vigil.resource.v1.Service
-	(*ResourceRequest)(nil),  // 6: vigil.resource.v1.ResourceRequest
-	(*Keywords)(nil),         // 7: vigil.resource.v1.Keywords
-	(*ValidateResponse)(nil), // 8: vigil.resource.v1.ValidateResponse
-	(*ValidationError)(nil),  // 9: vigil.resource.v1.ValidationError
-	(*ActionResponse)(nil),   // 10: vigil.resource.v1.ActionResponse
-	(*StatusResponse)(nil),   // 11: vigil.resource.v1.StatusResponse
-	nil,                      // 12: vigil.resource.v1.Service.KeywordsEntry
-	nil,                      // 13: vigil.resource.v1.ResourceRequest.KeywordsEntry
-	nil,                      // 14: vigil.resource.v1.ResourceRequest.SiblingsEntry
-	nil,                      // 15: vigil.resource.v1.Keywords.KeywordsEntry
+	(Status)(0),                   // 0: vigil.resource.v1.Status
+	(*StatusChannelRequest)(nil),  // 1: vigil.resource.v1.StatusChannelRequest
+	(*StatusChannelResponse)(nil), // 2: vigil.resource.v1.StatusChannelResponse
+	(*StatusCall)(nil),            // 3: vigil.resource.v1.StatusCall
+	(*StatusReply)(nil),           // 4: vigil.resource.v1.StatusReply
+	(*InfoRequest)(nil),           // 5: vigil.resource.v1.InfoRequest
+	(*Keyword)(nil),               // 6: vigil.resource.v1.Keyword
+	(*TypeInfo)(nil),              // 7: vigil.resource.v1.TypeInfo
+	(*InfoResponse)(nil),          // 8: vigil.resource.v1.InfoResponse
+	(*Service)(nil),               // 9: vigil.resource.v1.Service
+	(*ResourceRequest)(nil),       // 10: vigil.resource.v1.ResourceRequest
+	(*Keywords)(nil),              // 11: vigil.resource.v1.Keywords
+	(*ValidateResponse)(nil),      // 12: vigil.resource.v1.ValidateResponse
+	(*ValidationError)(nil),       // 13: vigil.resource.v1.ValidationError
+	(*ActionResponse)(nil),        // 14: vigil.resource.v1.ActionResponse
+	(*StatusResponse)(nil),        // 15: vigil.resource.v1.StatusResponse
+	nil,                           // 16: vigil.resource.v1.Service.KeywordsEntry
+	nil,                           // 17: vigil.resource.v1.ResourceRequest.KeywordsEntry
+	nil,                           // 18: vigil.resource.v1.ResourceRequest.SiblingsEntry
+	nil,                           // 19: vigil.resource.v1.Keywords.KeywordsEntry
 }
 var file_plugins_sdk_proto_resource_proto_depIdxs = []int32{
-	2,  // 0: vigil.resource.v1.TypeInfo.keywords:type_name -> vigil.resource.v1.Keyword
-	3,  // 1: vigil.resource.v1.InfoResponse.types:type_name -> vigil.resource.v1.TypeInfo
-	2,  // 2: vigil.resource.v1.InfoResponse.service_keywords:type_name -> vigil.resource.v1.Keyword
-	12, // 3: vigil.resource.v1.Service.keywords:type_name -> vigil.resource.v1.Service.KeywordsEntry
-	5,  // 4: vigil.resource.v1.ResourceRequest.service:type_name -> vigil.resource.v1.Service
-	13, // 5: vigil.resource.v1.ResourceRequest.keywords:type_name -> vigil.resource.v1.ResourceRequest.KeywordsEntry
-	14, // 6: vigil.resource.v1.ResourceRequest.siblings:type_name -> vigil.resource.v1.ResourceRequest.SiblingsEntry
-	15, // 7: vigil.resource.v1.Keywords.keywords:type_name -> vigil.resource.v1.Keywords.KeywordsEntry
-	9,  // 8: vigil.resource.v1.ValidateResponse.errors:type_name -> vigil.resource.v1.ValidationError
-	0,  // 9: vigil.resource.v1.StatusResponse.status:type_name -> vigil.resource.v1.Status
-	7,  // 10: vigil.resource.v1.ResourceRequest.SiblingsEntry.value:type_name -> vigil.resource.v1.Keywords
-	1,  // 11: vigil.resource.v1.ResourceDriver.Info:input_type -> vigil.resource.v1.InfoRequest
-	6,  // 12: vigil.resource.v1.ResourceDriver.Validate:input_type -> vigil.resource.v1.ResourceRequest
-	6,  // 13: vigil.resource.v1.ResourceDriver.Start:input_type -> vigil.resource.v1.ResourceRequest
-	6,  // 14: vigil.resource.v1.ResourceDriver.Stop:input_type -> vigil.resource.v1.ResourceRequest
-	6,  // 15: vigil.resource.v1.ResourceDriver.Status:input_type -> vigil.resource.v1.ResourceRequest
-	4,  // 16: vigil.resource.v1.ResourceDriver.Info:output_type -> vigil.resource.v1.InfoResponse
-	8,  // 17: vigil.resource.v1.ResourceDriver.Validate:output_type -> vigil.resource.v1.ValidateResponse
-	10, // 18: vigil.resource.v1.ResourceDriver.Start:output_type -> vigil.resource.v1.ActionResponse
-	10, // 19: vigil.resource.v1.ResourceDriver.Stop:output_type -> vigil.resource.v1.ActionResponse
-	11, // 20: vigil.resource.v1.ResourceDriver.Status:output_type -> vigil.resource.v1.StatusResponse
-	16, // [16:21] is the sub-list for method output_type
-	11, // [11:16] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	10, // 0: vigil.resource.v1.StatusCall.request:type_name -> vigil.resource.v1.ResourceRequest
+	15, // 1: vigil.resource.v1.StatusReply.response:type_name -> vigil.resource.v1.StatusResponse
+	6,  // 2: vigil.resource.v1.TypeInfo.keywords:type_name -> vigil.resource.v1.Keyword
+	7,  // 3: vigil.resource.v1.InfoResponse.types:type_name -> vigil.resource.v1.TypeInfo
+	6,  // 4: vigil.resource.v1.InfoResponse.service_keywords:type_name -> vigil.resource.v1.Keyword
+	16, // 5: vigil.resource.v1.Service.keywords:type_name -> vigil.resource.v1.Service.KeywordsEntry
+	9,  // 6: vigil.resource.v1.ResourceRequest.service:type_name -> vigil.resource.v1.Service
+	17, // 7: vigil.resource.v1.ResourceRequest.keywords:type_name -> vigil.resource.v1.ResourceRequest.KeywordsEntry
+	18, // 8: vigil.resource.v1.ResourceRequest.siblings:type_name -> vigil.resource.v1.ResourceRequest.SiblingsEntry
+	19, // 9: vigil.resource.v1.Keywords.keywords:type_name -> vigil.resource.v1.Keywords.KeywordsEntry
+	13, // 10: vigil.resource.v1.ValidateResponse.errors:type_name -> vigil.resource.v1.ValidationError
+	0,  // 11: vigil.resource.v1.StatusResponse.status:type_name -> vigil.resource.v1.Status
+	11, // 12: vigil.resource.v1.ResourceRequest.SiblingsEntry.value:type_name -> vigil.resource.v1.Keywords
+	5,  // 13: vigil.resource.v1.ResourceDriver.Info:input_type -> vigil.resource.v1.InfoRequest
+	10, // 14: vigil.resource.v1.ResourceDriver.Validate:input_type -> vigil.resource.v1.ResourceRequest
+	10, // 15: vigil.resource.v1.ResourceDriver.Start:input_type -> vigil.resource.v1.ResourceRequest
+	10, // 16: vigil.resource.v1.ResourceDriver.Stop:input_type -> vigil.resource.v1.ResourceRequest
+	10, // 17: vigil.resource.v1.ResourceDriver.Status:input_type -> vigil.resource.v1.ResourceRequest
+	1,  // 18: vigil.resource.v1.ResourceDriver.OpenStatusChannel:input_type -> vigil.resource.v1.StatusChannelRequest
+	8,  // 19: vigil.resource.v1.ResourceDriver.Info:output_type -> vigil.resource.v1.InfoResponse
+	12, // 20: vigil.resource.v1.ResourceDriver.Validate:output_type -> vigil.resource.v1.ValidateResponse
+	14, // 21: vigil.resource.v1.ResourceDriver.Start:output_type -> vigil.resource.v1.ActionResponse
+	14, // 22: vigil.resource.v1.ResourceDriver.Stop:output_type -> vigil.resource.v1.ActionResponse
+	15, // 23: vigil.resource.v1.ResourceDriver.Status:output_type -> vigil.resource.v1.StatusResponse
+	2,  // 24: vigil.resource.v1.ResourceDriver.OpenStatusChannel:output_type -> vigil.resource.v1.StatusChannelResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_plugins_sdk_proto_resource_proto_init() }
@@ -914,7 +1137,7 @@ func file_plugins_sdk_proto_resource_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugins_sdk_proto_resource_proto_rawDesc), len(file_plugins_sdk_proto_resource_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

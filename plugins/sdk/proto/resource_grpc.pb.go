@@ -27,11 +27,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ResourceDriver_Info_FullMethodName     = "/vigil.resource.v1.ResourceDriver/Info"
-	ResourceDriver_Validate_FullMethodName = "/vigil.resource.v1.ResourceDriver/Validate"
-	ResourceDriver_Start_FullMethodName    = "/vigil.resource.v1.ResourceDriver/Start"
-	ResourceDriver_Stop_FullMethodName     = "/vigil.resource.v1.ResourceDriver/Stop"
-	ResourceDriver_Status_FullMethodName   = "/vigil.resource.v1.ResourceDriver/Status"
+	ResourceDriver_Info_FullMethodName              = "/vigil.resource.v1.ResourceDriver/Info"
+	ResourceDriver_Validate_FullMethodName          = "/vigil.resource.v1.ResourceDriver/Validate"
+	ResourceDriver_Start_FullMethodName             = "/vigil.resource.v1.ResourceDriver/Start"
+	ResourceDriver_Stop_FullMethodName              = "/vigil.resource.v1.ResourceDriver/Stop"
+	ResourceDriver_Status_FullMethodName            = "/vigil.resource.v1.ResourceDriver/Status"
+	ResourceDriver_OpenStatusChannel_FullMethodName = "/vigil.resource.v1.ResourceDriver/OpenStatusChannel"
 )
 
 // ResourceDriverClient is the client API for ResourceDriver service.
@@ -49,6 +50,14 @@ type ResourceDriverClient interface {
 	Stop(ctx context.Context, in *ResourceRequest, opts ...grpc.CallOption) (*ActionResponse, error)
 	// Status evaluates the resource.
 	Status(ctx context.Context, in *ResourceRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// OpenStatusChannel asks for the plugin's status channel: a unix socket,
+	// in the private directory core gave the plugin (PLUGIN_UNIX_SOCKET_DIR),
+	// that answers status calls without gRPC's per-call machinery (a gRPC
+	// unary call crosses four goroutines and about 25 system calls; the
+	// channel, a write and a read on each side). Added in protocol version 1
+	// without a bump: a plugin built before it answers Unimplemented, and
+	// core then asks Status over gRPC as before.
+	OpenStatusChannel(ctx context.Context, in *StatusChannelRequest, opts ...grpc.CallOption) (*StatusChannelResponse, error)
 }
 
 type resourceDriverClient struct {
@@ -109,6 +118,16 @@ func (c *resourceDriverClient) Status(ctx context.Context, in *ResourceRequest, 
 	return out, nil
 }
 
+func (c *resourceDriverClient) OpenStatusChannel(ctx context.Context, in *StatusChannelRequest, opts ...grpc.CallOption) (*StatusChannelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StatusChannelResponse)
+	err := c.cc.Invoke(ctx, ResourceDriver_OpenStatusChannel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ResourceDriverServer is the server API for ResourceDriver service.
 // All implementations must embed UnimplementedResourceDriverServer
 // for forward compatibility.
@@ -124,6 +143,14 @@ type ResourceDriverServer interface {
 	Stop(context.Context, *ResourceRequest) (*ActionResponse, error)
 	// Status evaluates the resource.
 	Status(context.Context, *ResourceRequest) (*StatusResponse, error)
+	// OpenStatusChannel asks for the plugin's status channel: a unix socket,
+	// in the private directory core gave the plugin (PLUGIN_UNIX_SOCKET_DIR),
+	// that answers status calls without gRPC's per-call machinery (a gRPC
+	// unary call crosses four goroutines and about 25 system calls; the
+	// channel, a write and a read on each side). Added in protocol version 1
+	// without a bump: a plugin built before it answers Unimplemented, and
+	// core then asks Status over gRPC as before.
+	OpenStatusChannel(context.Context, *StatusChannelRequest) (*StatusChannelResponse, error)
 	mustEmbedUnimplementedResourceDriverServer()
 }
 
@@ -148,6 +175,9 @@ func (UnimplementedResourceDriverServer) Stop(context.Context, *ResourceRequest)
 }
 func (UnimplementedResourceDriverServer) Status(context.Context, *ResourceRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedResourceDriverServer) OpenStatusChannel(context.Context, *StatusChannelRequest) (*StatusChannelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OpenStatusChannel not implemented")
 }
 func (UnimplementedResourceDriverServer) mustEmbedUnimplementedResourceDriverServer() {}
 func (UnimplementedResourceDriverServer) testEmbeddedByValue()                        {}
@@ -260,6 +290,24 @@ func _ResourceDriver_Status_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ResourceDriver_OpenStatusChannel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StatusChannelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ResourceDriverServer).OpenStatusChannel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ResourceDriver_OpenStatusChannel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ResourceDriverServer).OpenStatusChannel(ctx, req.(*StatusChannelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ResourceDriver_ServiceDesc is the grpc.ServiceDesc for ResourceDriver service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -286,6 +334,10 @@ var ResourceDriver_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _ResourceDriver_Status_Handler,
+		},
+		{
+			MethodName: "OpenStatusChannel",
+			Handler:    _ResourceDriver_OpenStatusChannel_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
