@@ -191,7 +191,23 @@ func TestHost_HungPluginDoesNotBlockLookupsOfOthers(t *testing.T) {
 	}
 }
 
-// go-plugin's server puts its unix socket in /tmp unless told otherwise.
+// pluginSockets reports whether names are one plugin's sockets: go-plugin's
+// gRPC one and the SDK's status channel.
+func pluginSockets(names []string) bool {
+	var grpc, channel int
+	for _, n := range names {
+		switch {
+		case strings.HasPrefix(n, "plugin"):
+			grpc++
+		case strings.HasPrefix(n, "status"):
+			channel++
+		}
+	}
+	return len(names) == 2 && grpc == 1 && channel == 1
+}
+
+// go-plugin's server puts its unix socket in /tmp unless told otherwise,
+// and the status channel goes where go-plugin's socket does.
 func TestHost_PluginSocketsLiveInAPrivateDirectory(t *testing.T) {
 	plugins := t.TempDir()
 	buildPlugin(t, plugins, "testplugin", "test")
@@ -223,8 +239,13 @@ func TestHost_PluginSocketsLiveInAPrivateDirectory(t *testing.T) {
 		if _, err := h.Driver(context.Background(), "app.test"); err != nil {
 			t.Fatal(err)
 		}
-		if got := sockets(t, dir); len(got) != 1 {
-			t.Fatalf("sockets in %s: %q, want the plugin's one", dir, got)
+		if got := sockets(t, dir); !pluginSockets(got) {
+			t.Fatalf("sockets in %s: %q, want the plugin's two (gRPC and status channel)", dir, got)
+		}
+		// A plugin stopped by Close leaves none behind.
+		h.Close()
+		if got := sockets(t, dir); len(got) != 0 {
+			t.Errorf("sockets left in %s after Close: %q", dir, got)
 		}
 	})
 	t.Run("default directory", func(t *testing.T) {
@@ -236,8 +257,8 @@ func TestHost_PluginSocketsLiveInAPrivateDirectory(t *testing.T) {
 		h.mu.Lock()
 		dir := h.socketDir
 		h.mu.Unlock()
-		if got := sockets(t, dir); len(got) != 1 {
-			t.Errorf("sockets in %s: %q, want the plugin's one", dir, got)
+		if got := sockets(t, dir); !pluginSockets(got) {
+			t.Errorf("sockets in %s: %q, want the plugin's two (gRPC and status channel)", dir, got)
 		}
 		h.Close()
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {

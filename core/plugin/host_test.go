@@ -60,7 +60,7 @@ func TestHost_ListsPluginVersionProtocolAndTypes(t *testing.T) {
 	if in.Name != "test" || in.Version != "9.9.9" || in.Protocol != 1 || len(in.Types) != 4 || in.Types[0].Type != "app.test" {
 		t.Fatalf("unexpected info %+v", in)
 	}
-	if len(in.Types[0].Keywords) != 3 || in.Types[0].Keywords[1].Type != "duration" {
+	if len(in.Types[0].Keywords) != 4 || in.Types[0].Keywords[1].Type != "duration" {
 		t.Fatalf("keywords not carried: %+v", in.Types[0].Keywords)
 	}
 }

@@ -27,11 +27,14 @@ type instance struct {
 	host   *Host
 	binary string // vigil-plugin-<name>
 
-	mu       sync.Mutex
-	client   *goplugin.Client
-	rpc      proto.ResourceDriverClient
-	hb       proto.HeartbeatClient
-	stonith  proto.StonithClient
+	mu      sync.Mutex
+	client  *goplugin.Client
+	rpc     proto.ResourceDriverClient
+	hb      proto.HeartbeatClient
+	stonith proto.StonithClient
+	// channel carries status calls when the plugin offers one; nil:
+	// they go over rpc.
+	channel  *statusChannel
 	started  int // processes started so far
 	restarts int
 
@@ -71,21 +74,29 @@ var versionMismatch = regexp.MustCompile(`Plugin version: (\d+)`)
 
 // conn returns a live connection, starting the process when needed.
 func (i *instance) conn(ctx context.Context) (proto.ResourceDriverClient, error) {
+	rpc, _, err := i.connect(ctx)
+	return rpc, err
+}
+
+// connect returns a live connection and the process's status channel (nil
+// when it has none), starting the process when needed.
+func (i *instance) connect(ctx context.Context) (proto.ResourceDriverClient, *statusChannel, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.client != nil && !i.client.Exited() {
-		return i.rpc, nil
+		return i.rpc, i.channel, nil
 	}
 	if i.client != nil {
 		i.client.Kill()
-		i.client, i.rpc = nil, nil
+		i.channel.close()
+		i.client, i.rpc, i.channel = nil, nil, nil
 		i.restarts++
 		i.host.log.Warn("plugin exited; restarting", "plugin", i.binary, "restarts", i.restarts)
 	}
 	path := filepath.Join(i.host.pluginDir(), i.binary)
 	sockets, err := i.host.sockets()
 	if err != nil {
-		return nil, fmt.Errorf("start plugin %s: %w", path, err)
+		return nil, nil, fmt.Errorf("start plugin %s: %w", path, err)
 	}
 	// The process is tied to a context of its own, not to the caller's:
 	// a start Close aborts dies at once, while one that succeeded lives
@@ -125,23 +136,24 @@ func (i *instance) conn(ctx context.Context) (proto.ResourceDriverClient, error)
 		client.Kill()
 		if m := versionMismatch.FindStringSubmatch(err.Error()); m != nil {
 			v, _ := strconv.Atoi(m[1])
-			return nil, fmt.Errorf("plugin %s speaks resource protocol version %d, this vigil speaks version %d: %w; install a plugin built for this vigil",
+			return nil, nil, fmt.Errorf("plugin %s speaks resource protocol version %d, this vigil speaks version %d: %w; install a plugin built for this vigil",
 				path, v, sdk.ProtocolVersion, ErrProtocol)
 		}
-		return nil, fmt.Errorf("start plugin %s: %w", path, err)
+		return nil, nil, fmt.Errorf("start plugin %s: %w", path, err)
 	}
 	raw, err := cp.Dispense(sdk.PluginKindResource)
 	if err != nil {
 		client.Kill()
-		return nil, fmt.Errorf("plugin %s: dispense resource driver: %w", path, err)
+		return nil, nil, fmt.Errorf("plugin %s: dispense resource driver: %w", path, err)
 	}
 	conn := raw.(*grpc.ClientConn)
 	i.client = client
 	i.rpc = proto.NewResourceDriverClient(conn)
 	i.hb = proto.NewHeartbeatClient(conn)
 	i.stonith = proto.NewStonithClient(conn)
+	i.channel = i.openStatusChannel(i.rpc)
 	i.started++
-	return i.rpc, nil
+	return i.rpc, i.channel, nil
 }
 
 // stonithClient returns a live fencing client, starting the process when
@@ -246,6 +258,7 @@ func (i *instance) callError(call string, err error) error {
 			// trust it again.
 			i.client.Kill()
 		}
+		i.channel.close()
 		i.mu.Unlock()
 		return fmt.Errorf("plugin %s: %s: %w; it will be restarted on next use", pluginName(i.binary), call, ErrPluginDied)
 	}
@@ -266,7 +279,8 @@ func (i *instance) kill() {
 	defer i.mu.Unlock()
 	if i.client != nil {
 		i.client.Kill()
-		i.client, i.rpc = nil, nil
+		i.channel.close()
+		i.client, i.rpc, i.channel = nil, nil, nil
 	}
 }
 

@@ -66,13 +66,25 @@ func (d *driver) action(ctx context.Context, verb string, r Request) ([]string, 
 }
 
 func (d *driver) Status(ctx context.Context, r Request) StatusResult {
-	rpc, err := d.inst.conn(ctx)
+	rpc, ch, err := d.inst.connect(ctx)
 	if err != nil {
 		return StatusResult{Status: status.Undef, Log: []string{err.Error()}}
 	}
 	ctx, cancel := withDefaultTimeout(ctx, d.inst.host.cfg.StatusTimeout)
 	defer cancel()
-	resp, err := rpc.Status(ctx, requestToProto(r))
+	req := requestToProto(r)
+	if ch != nil {
+		resp, err := ch.status(ctx, req)
+		switch {
+		case err == nil:
+			return d.statusFromProto(r.RID, resp)
+		case !errors.Is(err, errChannelDown):
+			return StatusResult{Status: status.Undef, Log: []string{
+				fmt.Sprintf("plugin %s: status %s: %v", pluginName(d.inst.binary), r.RID, err)}}
+		}
+		// The channel is down: gRPC tells whether the plugin is.
+	}
+	resp, err := rpc.Status(ctx, req)
 	if err != nil {
 		return StatusResult{Status: status.Undef, Log: []string{d.inst.callError("status "+r.RID, err).Error()}}
 	}
@@ -109,6 +121,11 @@ func isTransport(err error) bool {
 		return false
 	}
 	return s.Code() == codes.Unavailable
+}
+
+// isUnimplemented reports whether the plugin does not serve the method.
+func isUnimplemented(err error) bool {
+	return grpcstatus.Code(err) == codes.Unimplemented
 }
 
 // fromRPCError turns the plugin's answer into a plain error carrying the

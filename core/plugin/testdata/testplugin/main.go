@@ -25,6 +25,7 @@ func (driver) Info() sdk.Info {
 				{Name: "file", Required: true, Help: "marker file: the resource is up while it exists"},
 				{Name: "start_delay", Type: sdk.TypeDuration, Help: "sleep this long before starting"},
 				{Name: "fail", Type: sdk.TypeBool, Help: "make start fail"},
+				{Name: "status_delay", Type: sdk.TypeDuration, Help: "sleep this long before answering status"},
 			},
 		}
 		if group == "fs" {
@@ -57,7 +58,14 @@ func (driver) Stop(_ context.Context, r sdk.Resource) ([]string, error) {
 	return nil, nil
 }
 
-func (driver) Status(_ context.Context, r sdk.Resource) sdk.ResourceStatus {
+func (driver) Status(ctx context.Context, r sdk.Resource) sdk.ResourceStatus {
+	if d, _ := r.Duration("status_delay"); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return sdk.ResourceStatus{Status: sdk.StatusUndef, Log: []string{ctx.Err().Error()}}
+		}
+	}
 	if _, err := os.Stat(r.Get("file")); err == nil {
 		return sdk.ResourceStatus{Status: sdk.StatusUp, Label: r.Get("file")}
 	}
