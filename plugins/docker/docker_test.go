@@ -390,8 +390,13 @@ func testBridge(t testing.TB) string {
 		t.Skip("private daemon tests need ip (iproute2)")
 	}
 	b := make([]byte, 1)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
+	for used := true; used; {
+		// A /24 no interface of the host holds: two bridges on one subnet
+		// (a benchmark's iterations, another test's) make routes ambiguous.
+		if _, err := rand.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		used = subnetInUse(fmt.Sprintf("198.18.%d.0/24", b[0]))
 	}
 	name := "vgb" + randSuffix(t)
 	for _, args := range [][]string{
@@ -410,6 +415,21 @@ func testBridge(t testing.TB) string {
 		}
 	})
 	return name
+}
+
+// subnetInUse tells whether an address of the host's is in cidr.
+func subnetInUse(cidr string) bool {
+	_, n, err := net.ParseCIDR(cidr)
+	if err != nil {
+		return true
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if ip, ok := a.(*net.IPNet); ok && n.Contains(ip.IP) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *privateService) resource(rid string) sdk.Resource {
