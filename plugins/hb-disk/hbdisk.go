@@ -36,6 +36,13 @@ const (
 	KwOffset   = "offset"
 )
 
+// The peers' slots are read readsPerWrite times per interval, but not
+// more often than every minReadEvery.
+const (
+	readsPerWrite = 4
+	minReadEvery  = 10 * time.Millisecond
+)
+
 const (
 	defaultSlotSize = 1 << 20
 	// maxSlotSize bounds the two I/O buffers mapped per heartbeat; a
@@ -252,16 +259,29 @@ func (d *Driver) Run(ctx context.Context, cfg sdk.HeartbeatConfig, datasets <-ch
 	var pending []byte // a new dataset for the next cycle
 	busy, first := false, true
 	var busySince time.Time
+	// The local slot is written every interval; the peers' slots are
+	// read readsPerWrite times as often, so a peer's write is seen a
+	// fraction of an interval after it lands, not up to a whole one: the
+	// beat's time (the read's) is that much closer to the write's, and a
+	// dead peer is found stale that much sooner.
+	every := max(sp.interval/readsPerWrite, minReadEvery)
+	var lastWrite time.Time
 	submit := func(now time.Time) {
 		known := make([]uint64, len(sp.nodes))
 		for i, p := range peers {
 			known[i] = p.gen
 		}
+		write := lastWrite.IsZero() || now.Sub(lastWrite) >= sp.interval-every/2
+		if !write {
+			jobs <- cycle{known: known, readOnly: true}
+			busy, busySince = true, now
+			return
+		}
 		jobs <- cycle{payload: pending, known: known}
-		pending, busy, busySince = nil, true, now
+		pending, busy, busySince, lastWrite = nil, true, now, now
 	}
 	submit(start)
-	ticker := time.NewTicker(sp.interval)
+	ticker := time.NewTicker(every)
 	defer ticker.Stop()
 	for {
 		select {
@@ -330,6 +350,7 @@ func (r *runner) handle(res cycleResult, first bool, now time.Time) {
 		r.log.Info("device I/O completed again")
 	}
 	switch {
+	case !res.wrote:
 	case res.writeErr != nil && !r.writeFailing:
 		r.writeFailing = true
 		r.log.Error("cannot write the local slot; peers will see this node stale", "error", res.writeErr)

@@ -20,6 +20,9 @@ type cycle struct {
 	// known holds, per node index, the generation Run last accepted (0:
 	// none), so that only a moved slot's payload is copied out.
 	known []uint64
+	// readOnly: read the peers' slots, write nothing (the reads between
+	// two writes).
+	readOnly bool
 }
 
 // slotRead is what one peer's slot held.
@@ -38,6 +41,7 @@ type slotRead struct {
 
 type cycleResult struct {
 	writeErr error
+	wrote    bool // the cycle wrote the local slot (writeErr is its result)
 	gen      uint64
 	peers    []slotRead
 }
@@ -65,16 +69,18 @@ func (l *ioLoop) run(jobs <-chan cycle, results chan<- cycleResult, done chan<- 
 		if job.payload != nil {
 			l.payload = job.payload
 		}
-		res := cycleResult{gen: l.gen}
-		h := slotHeader{
-			Index: uint32(l.sp.local), SlotSize: uint64(l.sp.slotSize), Gen: l.gen,
-			Time: time.Now().UnixNano(), Cluster: l.sp.cluster, Node: l.sp.nodes[l.sp.local],
+		res := cycleResult{gen: l.gen, wrote: !job.readOnly}
+		if !job.readOnly {
+			h := slotHeader{
+				Index: uint32(l.sp.local), SlotSize: uint64(l.sp.slotSize), Gen: l.gen,
+				Time: time.Now().UnixNano(), Cluster: l.sp.cluster, Node: l.sp.nodes[l.sp.local],
+			}
+			n := encodeSlot(l.dev.wbuf, h, l.payload, l.sp.aead)
+			res.writeErr = l.dev.writeAt(l.dev.wbuf[:n], l.sp.slotOffset(l.sp.local))
+			// A failed write still spends its generation: a retry must
+			// not reuse a number a peer may have half-seen.
+			l.gen++
 		}
-		n := encodeSlot(l.dev.wbuf, h, l.payload, l.sp.aead)
-		res.writeErr = l.dev.writeAt(l.dev.wbuf[:n], l.sp.slotOffset(l.sp.local))
-		// A failed write still spends its generation: a retry must not
-		// reuse a number a peer may have half-seen.
-		l.gen++
 		for i := range l.sp.nodes {
 			if i != l.sp.local {
 				res.peers = append(res.peers, l.readPeer(i, job.known[i]))
