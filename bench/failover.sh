@@ -123,6 +123,11 @@ else
 	ADDR=$(lab_json "d['services']['registry.opensvc.com']")
 	for s in registry.opensvc.com busybox.opensvc.com; do wait_for n1 "$(avail n1 "$s")" up 180 "$s up on n1"; done
 	for s in registry.opensvc.com busybox.opensvc.com; do svcmgr_on n1 -s "$s" set orchestrate=ha; done
+	# The registry first on a takeover (priority, 0 the highest; default
+	# 50): busybox's seven containers start once it is up. PRIORITY=50
+	# times both starting together.
+	svcmgr_on n1 -s registry.opensvc.com set priority="${PRIORITY:-10}"
+	until grep -q "^priority = " "/run/vigil-lab/$LAB/nodes/n2/etc/registry.opensvc.com.env" 2>/dev/null; do sleep 0.05; done
 	until grep -q "orchestrate = ha" "/run/vigil-lab/$LAB/nodes/n2/etc/busybox.opensvc.com.env" 2>/dev/null; do sleep 0.05; done
 fi
 CLIENT_NS=$(lab_json "d['client_netns']")
