@@ -86,7 +86,8 @@ FUZZ_TARGETS := \
 	./plugins/hb-disk:FuzzDecodeSlot \
 	./plugins/hb-net:FuzzFrameDecode \
 	./plugins/hb-net:FuzzFrameRoundTrip \
-	./$(SDK)/value:FuzzParse
+	./$(SDK)/value:FuzzParse \
+	./$(SDK)/proto:FuzzReadFrame
 # Each runs from its package's directory, so the SDK module's are found too.
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
