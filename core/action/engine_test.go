@@ -234,7 +234,13 @@ func TestStart_AddressBesideDiskFilesystemsTogether(t *testing.T) {
 	dir := t.TempDir()
 	m := func(rid string) string { return filepath.Join(dir, strings.ReplaceAll(rid, "#", "")) }
 	sec := func(rid, extra string) string {
-		return fmt.Sprintf("[%s]\ntype = test\nfile = %s\nstart_delay = 100ms\n%s\n", rid, m(rid), extra)
+		delay := "100ms"
+		if rid == "ip#1" {
+			// The probe outlasts the disk: a filesystem that did not
+			// wait for the address would begin before it is done.
+			delay = "400ms"
+		}
+		return fmt.Sprintf("[%s]\ntype = test\nfile = %s\nstart_delay = %s\n%s\n", rid, m(rid), delay, extra)
 	}
 	svc := loadText(t, e, "sched", "[DEFAULT]\nnodes = n1\n"+
 		sec("ip#1", "")+sec("disk#1", "")+
