@@ -89,25 +89,34 @@ func groupRank(group string) int { return slices.Index(startOrder, group) }
 // An empty item list gives no wave. An unknown group or a duplicate id is an
 // error and gives no plan.
 func Plan(items []Item, a Action) ([]Wave, error) {
-	if a != Start && a != Stop {
-		return nil, fmt.Errorf("plan %s: %w", a, ErrUnknownAction)
-	}
-	seen := make(map[string]bool, len(items))
-	for _, it := range items {
-		if groupRank(it.Group) < 0 {
-			return nil, fmt.Errorf("%s: group %q: %w (want one of %s)",
-				it.RID, it.Group, ErrUnknownGroup, strings.Join(startOrder, ", "))
-		}
-		if seen[it.RID] {
-			return nil, fmt.Errorf("%s: %w", it.RID, ErrDuplicateRID)
-		}
-		seen[it.RID] = true
+	if err := check(items, a); err != nil {
+		return nil, err
 	}
 	waves := startWaves(items)
 	if a == Stop {
 		reverse(waves)
 	}
 	return waves, nil
+}
+
+// check refuses an unknown action, an item of an unknown group and a
+// duplicate id.
+func check(items []Item, a Action) error {
+	if a != Start && a != Stop {
+		return fmt.Errorf("plan %s: %w", a, ErrUnknownAction)
+	}
+	seen := make(map[string]bool, len(items))
+	for _, it := range items {
+		if groupRank(it.Group) < 0 {
+			return fmt.Errorf("%s: group %q: %w (want one of %s)",
+				it.RID, it.Group, ErrUnknownGroup, strings.Join(startOrder, ", "))
+		}
+		if seen[it.RID] {
+			return fmt.Errorf("%s: %w", it.RID, ErrDuplicateRID)
+		}
+		seen[it.RID] = true
+	}
+	return nil
 }
 
 // Rollback returns the waves that stop what a failed start already started,

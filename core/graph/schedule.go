@@ -42,7 +42,7 @@ var needs = map[string][]string{
 // step stops once every step that started after it has stopped. Errors
 // are Plan's.
 func Schedule(items []Item, a Action) ([]Step, error) {
-	if _, err := Plan(items, a); err != nil {
+	if err := check(items, a); err != nil {
 		return nil, err
 	}
 	steps := startSchedule(items)
