@@ -27,14 +27,8 @@ func channelOf(h *Host, binary string) *statusChannel {
 }
 
 func TestStatus_AnsweredOverTheStatusChannel(t *testing.T) {
-	dir := t.TempDir()
-	buildPlugin(t, dir, "testplugin", "test")
-	h := newTestHost(t, dir)
+	h, d := testDriver(t)
 	ctx := context.Background()
-	d, err := h.Driver(ctx, "app.test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if channelOf(h, BinaryPrefix+"test") == nil {
 		t.Fatal("an SDK plugin offers no status channel")
 	}
@@ -54,14 +48,8 @@ func TestStatus_AnsweredOverTheStatusChannel(t *testing.T) {
 // the status channel as over gRPC; it is not taken for dead, and the next
 // call is answered.
 func TestStatus_StalledPluginTimesOutAndIsNotRestarted(t *testing.T) {
-	dir := t.TempDir()
-	buildPlugin(t, dir, "testplugin", "test")
-	h := newTestHost(t, dir)
+	h, d := testDriver(t)
 	ctx := context.Background()
-	d, err := h.Driver(ctx, "app.test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	marker := filepath.Join(t.TempDir(), "marker")
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
@@ -88,14 +76,8 @@ func TestStatus_StalledPluginTimesOutAndIsNotRestarted(t *testing.T) {
 // channel behind: the next call must not hang on them nor read a wrong
 // status, and the plugin is restarted with a channel of its own.
 func TestStatus_PluginKilledBetweenCallsIsRestarted(t *testing.T) {
-	dir := t.TempDir()
-	buildPlugin(t, dir, "testplugin", "test")
-	h := newTestHost(t, dir)
+	h, d := testDriver(t)
 	ctx := context.Background()
-	d, err := h.Driver(ctx, "app.test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	marker := filepath.Join(t.TempDir(), "marker")
 	if err := os.WriteFile(marker, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -159,14 +141,8 @@ func TestStatus_PluginWithoutStatusChannelAnsweredOverGRPC(t *testing.T) {
 // The status channel's socket gone while the plugin lives: calls go over
 // gRPC and are still answered.
 func TestStatus_ChannelSocketGoneFallsBackToGRPC(t *testing.T) {
-	dir := t.TempDir()
-	buildPlugin(t, dir, "testplugin", "test")
-	h := newTestHost(t, dir)
+	h, d := testDriver(t)
 	ctx := context.Background()
-	d, err := h.Driver(ctx, "app.test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ch := channelOf(h, BinaryPrefix+"test")
 	if ch == nil {
 		t.Fatal("no status channel")
@@ -193,4 +169,17 @@ func TestStatus_ChannelSocketGoneFallsBackToGRPC(t *testing.T) {
 	if _, err := ch.get(ctx); err == nil {
 		t.Fatalf("the channel is not marked unreachable: %v", err)
 	}
+}
+
+// testDriver is a host over the test plugin alone and its app.test driver.
+func testDriver(t *testing.T) (*Host, Driver) {
+	t.Helper()
+	dir := t.TempDir()
+	buildPlugin(t, dir, "testplugin", "test")
+	h := newTestHost(t, dir)
+	d, err := h.Driver(context.Background(), "app.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, d
 }
